@@ -1,0 +1,2 @@
+//! SNAT port inventory and allocation (sans-IO).
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! The natgw appliance binary.
+fn main() {}
