@@ -1,1 +1,490 @@
-//! The sans-IO NAT core.
+//! The sans-IO NAT core of one shard: frames and the time in, verdicts out (fast path).
+//!
+//! A [`NatCore`] owns one shard's sessions, its slice of the SNAT ports (a
+//! [`natgw_allocator::ShardAllocator`]), its fragment cache, neighbour table and counters, all through
+//! `&mut self`: no locks, no clock, no I/O, no allocation after construction. The runtime feeds it bursts
+//! with [`NatCore::process_burst`] and calls [`NatCore::handle_timeout`] once per burst. Files follow VPP's
+//! nat44-ed split: [`parse`] checks headers once, `in2out` and `out2in` translate, `icmp` handles ICMP errors
+//! and generates time-exceeded / prohibited messages, [`session`] keeps the table and expiry wheel,
+//! [`rewrite`] is the only place that edits headers.
+//!
+//! Steering: an inside packet belongs to the shard [`flow::flow_shard`] names from its 5-tuple; an outside
+//! packet belongs to the shard that owns its public port ([`natgw_allocator::OwnerMap`]). A frame that
+//! arrives on the wrong shard gets [`Verdict::Handoff`] before anything in it is changed.
+
+pub mod counters;
+pub mod flow;
+pub mod frag;
+mod icmp;
+mod in2out;
+mod out2in;
+pub mod parse;
+pub mod policy;
+pub mod rewrite;
+pub mod session;
+
+use crate::wire::MacAddr;
+use counters::{Counters, DropReason};
+use frag::{FragCache, FragSteer};
+use hashbrown::HashMap;
+use natgw_allocator::{CloseKind, Lease, OwnerMap, ShardAllocator, ShardId, Timestamp};
+use natgw_config::Protocol;
+use policy::Policy;
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+use session::{Session, SessionState, SessionTable};
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+/// Which interface a frame came from or goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Side {
+    /// The private side.
+    Inside,
+    /// The public side.
+    Outside,
+}
+
+/// Why a frame goes to the slow path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Punt {
+    /// An ARP request or reply.
+    Arp,
+    /// Addressed to one of the appliance's own addresses (e.g. a ping of the gateway).
+    Local,
+    /// Translated and ready, but the next hop's MAC is unknown: resolve it, fill in the destination MAC
+    /// and transmit on `side` (or drop with [`DropReason::NeighborUnresolved`]).
+    Resolve {
+        /// Side to transmit on.
+        side: Side,
+        /// Next hop to resolve.
+        next_hop: Ipv4Addr,
+    },
+}
+
+/// What to do with a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Transmit the (rewritten) frame on `side`; `len` is its new length (generated ICMP errors change it).
+    Forward {
+        /// Side to transmit on.
+        side: Side,
+        /// Frame length.
+        len: u16,
+    },
+    /// Drop it; already counted under the reason.
+    Drop(DropReason),
+    /// Hand it to the slow path (counted in `punted`).
+    Punt(Punt),
+    /// It belongs to another shard: hand it over unchanged, as received from `side`.
+    Handoff {
+        /// Owning shard.
+        shard: ShardId,
+        /// Side it was received on.
+        side: Side,
+    },
+}
+
+/// Timeouts of the NAT core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CoreTimeouts {
+    /// Established TCP idle timeout.
+    pub tcp_idle: Duration,
+    /// Half-open and half-closed TCP timeout.
+    pub tcp_transitory: Duration,
+    /// UDP idle timeout.
+    pub udp_idle: Duration,
+    /// ICMP echo idle timeout.
+    pub icmp_idle: Duration,
+}
+
+impl Default for CoreTimeouts {
+    fn default() -> Self {
+        CoreTimeouts {
+            tcp_idle: Duration::from_secs(240),
+            tcp_transitory: Duration::from_secs(240),
+            udp_idle: Duration::from_secs(240),
+            icmp_idle: Duration::from_secs(60),
+        }
+    }
+}
+
+/// How long a TCP session lingers after FINs both ways (for the last ACKs) before its port is released.
+pub const TCP_CLOSED_LINGER: Duration = Duration::from_secs(4);
+/// How long a TCP session lingers after a RST.
+pub const TCP_RESET_LINGER: Duration = Duration::from_secs(2);
+/// Most sessions the expiry walk checks per [`NatCore::handle_timeout`] call.
+pub const EXPIRY_BUDGET: usize = 256;
+/// ICMP errors generated per second per shard (RFC 1812 §4.3.2.8 rate limiting), and the burst allowed.
+pub const ICMP_RATE: u32 = 1000;
+
+/// Everything a NAT core needs to know, derived from the config by the runtime.
+#[derive(Clone, Debug)]
+pub struct CoreParams {
+    /// Number of shards (workers).
+    pub shards: u16,
+    /// The appliance's inside address (the private hosts' gateway).
+    pub inside_ip: Ipv4Addr,
+    /// MAC of the inside interface.
+    pub inside_mac: MacAddr,
+    /// The appliance's outside address.
+    pub outside_ip: Ipv4Addr,
+    /// MAC of the outside interface.
+    pub outside_mac: MacAddr,
+    /// Next hop toward the internet.
+    pub outside_gateway: Ipv4Addr,
+    /// The SNAT public addresses (at most 16).
+    pub public_ips: Vec<Ipv4Addr>,
+    /// Static 1:1 mappings (private, public).
+    pub statics: Vec<(Ipv4Addr, Ipv4Addr)>,
+    /// Deny rules, no-NAT destinations, private prefixes.
+    pub policy: Policy,
+    /// Idle timeouts.
+    pub timeouts: CoreTimeouts,
+    /// Answer failed new flows with ICMP administratively prohibited.
+    pub icmp_prohibited: bool,
+    /// Session table capacity of this shard.
+    pub max_sessions: u32,
+    /// Inside neighbours remembered (hosts or inside routers).
+    pub max_neighbors: u32,
+}
+
+/// Inside neighbours: host (or inside router) address → MAC, learned from frames and from ARP.
+struct Neighbors {
+    index: HashMap<Ipv4Addr, MacAddr>,
+    capacity: usize,
+}
+
+impl Neighbors {
+    fn new(capacity: usize) -> Self {
+        Neighbors {
+            index: HashMap::with_capacity(capacity),
+            capacity,
+        }
+    }
+
+    #[inline]
+    fn get(&self, ip: Ipv4Addr) -> Option<MacAddr> {
+        self.index.get(&ip).copied()
+    }
+
+    /// Learn or refresh a mapping; never grows past the preallocated capacity.
+    #[inline]
+    fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) {
+        if let Some(m) = self.index.get_mut(&ip) {
+            *m = mac;
+        } else if self.index.len() < self.capacity {
+            self.index.insert(ip, mac);
+        }
+    }
+}
+
+/// A token bucket for generated ICMP errors.
+struct RateLimit {
+    tokens: u32,
+    last_ms: u32,
+}
+
+impl RateLimit {
+    fn allow(&mut self, now_ms: u32) -> bool {
+        let elapsed = now_ms.wrapping_sub(self.last_ms);
+        if elapsed >= 1000 / ICMP_RATE.max(1) {
+            let add = (u64::from(elapsed) * u64::from(ICMP_RATE) / 1000) as u32;
+            self.tokens = self.tokens.saturating_add(add).min(ICMP_RATE / 10 + 1);
+            self.last_ms = now_ms;
+        }
+        if self.tokens > 0 {
+            self.tokens -= 1;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+/// A frame buffer the core can rewrite: the whole capacity is writable, `len` bytes are the frame.
+pub trait FrameBuf {
+    /// The whole buffer.
+    fn buffer_mut(&mut self) -> &mut [u8];
+    /// Current frame length.
+    fn frame_len(&self) -> usize;
+    /// Set the frame length (never above the buffer length).
+    fn set_frame_len(&mut self, len: usize);
+}
+
+impl FrameBuf for crate::port::PacketBuf {
+    #[inline]
+    fn buffer_mut(&mut self) -> &mut [u8] {
+        &mut crate::port::PacketBuf::buffer_mut(self)[..]
+    }
+    #[inline]
+    fn frame_len(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn set_frame_len(&mut self, len: usize) {
+        self.set_len(len)
+    }
+}
+
+/// The NAT core of one shard.
+pub struct NatCore {
+    shard: ShardId,
+    params: CoreParams,
+    alloc: ShardAllocator,
+    owners: OwnerMap,
+    sessions: SessionTable,
+    neighbors: Neighbors,
+    gateway_mac: Option<MacAddr>,
+    frags: FragCache,
+    frag_steer: FragSteer,
+    rng: SmallRng,
+    counters: Counters,
+    icmp_limit: RateLimit,
+}
+
+impl NatCore {
+    /// A core for `shard`, with its slice of the ports, the shared owner map and fragment steering table.
+    /// `seed` seeds the port choice and the table hashes; all memory is allocated here.
+    pub fn new(
+        params: CoreParams,
+        alloc: ShardAllocator,
+        owners: OwnerMap,
+        frag_steer: FragSteer,
+        seed: u64,
+        now: Timestamp,
+    ) -> NatCore {
+        let shard = alloc.id();
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let table_seed = rand::RngCore::next_u64(&mut rng);
+        NatCore {
+            shard,
+            sessions: SessionTable::with_capacity(params.max_sessions, table_seed, now),
+            neighbors: Neighbors::new(params.max_neighbors as usize),
+            params,
+            alloc,
+            owners,
+            gateway_mac: None,
+            frags: FragCache::default(),
+            frag_steer,
+            rng,
+            counters: Counters::default(),
+            icmp_limit: RateLimit {
+                tokens: ICMP_RATE / 10,
+                last_ms: session::clock_ms(now),
+            },
+        }
+    }
+
+    /// This core's shard.
+    pub fn shard(&self) -> ShardId {
+        self.shard
+    }
+
+    /// The parameters in force.
+    pub fn params(&self) -> &CoreParams {
+        &self.params
+    }
+
+    /// Counters so far.
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Count a drop that happened outside the core (full rings) under this shard's counters.
+    pub fn count_drop(&mut self, reason: DropReason) {
+        self.counters.drop(reason);
+    }
+
+    /// Live sessions.
+    pub fn session_count(&self) -> usize {
+        self.sessions.len()
+    }
+
+    /// Bytes held by the session table (all structures) and the port allocator.
+    pub fn memory_bytes(&self) -> usize {
+        self.sessions.memory_bytes() + self.alloc.memory_bytes()
+    }
+
+    /// The shard's port allocator (for rebalancing messages and statistics).
+    pub fn allocator(&mut self) -> &mut ShardAllocator {
+        &mut self.alloc
+    }
+
+    /// The shard's port allocator, read-only.
+    pub fn allocator_ref(&self) -> &ShardAllocator {
+        &self.alloc
+    }
+
+    /// The outside gateway's MAC, resolved by the slow path.
+    pub fn set_gateway_mac(&mut self, mac: Option<MacAddr>) {
+        self.gateway_mac = mac;
+    }
+
+    /// An inside neighbour's MAC, resolved by the slow path.
+    pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr) {
+        self.neighbors.learn(ip, mac);
+    }
+
+    /// Apply new parameters (a reloaded config): new flows use them, existing sessions keep their
+    /// translation. The session table keeps its size.
+    pub fn set_params(&mut self, params: CoreParams) {
+        let keep = self.params.max_sessions;
+        self.params = params;
+        self.params.max_sessions = keep;
+    }
+
+    /// Process one frame received on `side`. `buf` is the whole buffer; the frame is `buf[..len]`.
+    #[inline]
+    pub fn process(&mut self, now: Timestamp, side: Side, buf: &mut [u8], len: usize) -> Verdict {
+        let len = len.min(buf.len());
+        let v = match side {
+            Side::Inside => self.in2out(now, buf, len),
+            Side::Outside => self.out2in(now, buf, len),
+        };
+        match v {
+            Verdict::Drop(r) => self.counters.drop(r),
+            Verdict::Punt(_) => self.counters.punted += 1,
+            Verdict::Handoff { .. } => self.counters.handoffs_out += 1,
+            Verdict::Forward { .. } => {}
+        }
+        v
+    }
+
+    /// Process a burst of frames received on `side`; `verdicts` is cleared and gets one verdict per frame.
+    /// Forwarded frames have their length set.
+    pub fn process_burst<B: FrameBuf>(
+        &mut self,
+        now: Timestamp,
+        side: Side,
+        frames: &mut [B],
+        verdicts: &mut Vec<Verdict>,
+    ) {
+        verdicts.clear();
+        for f in frames.iter_mut() {
+            let len = f.frame_len();
+            let v = self.process(now, side, f.buffer_mut(), len);
+            if let Verdict::Forward { len, .. } = v {
+                f.set_frame_len(usize::from(len));
+            }
+            verdicts.push(v);
+        }
+    }
+
+    /// Timer work: expire idle sessions (bounded) and the allocator's cool-downs. Call once per burst.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        if self.sessions.expiry_due(now) {
+            let t = self.params.timeouts;
+            let alloc = &mut self.alloc;
+            let counters = &mut self.counters;
+            self.sessions.expire(
+                now,
+                EXPIRY_BUDGET,
+                |s| timeout_of(&t, s.state),
+                |s| {
+                    counters.sessions_expired[s.proto as usize] += 1;
+                    alloc.release(&lease_of(&s), close_kind(s.state), now);
+                },
+            );
+        }
+        self.alloc.handle_timeout(now);
+    }
+
+    /// End every session now (shutdown), releasing the ports; returns how many there were.
+    pub fn clear(&mut self, now: Timestamp) -> usize {
+        let far = now.saturating_add(Duration::from_secs(1 << 24));
+        let alloc = &mut self.alloc;
+        let mut n = 0;
+        self.sessions.expire(
+            far,
+            usize::MAX,
+            |_| Duration::ZERO,
+            |s| {
+                n += 1;
+                alloc.release(&lease_of(&s), close_kind(s.state), now);
+            },
+        );
+        n
+    }
+
+    /// Look up the public side of a private flow (tests, diagnostics).
+    pub fn find_in2out(&self, key: &flow::FlowKey) -> Option<Session> {
+        self.sessions
+            .lookup_in2out(key)
+            .map(|id| *self.sessions.get(id))
+    }
+
+    fn public_index(&self, ip: Ipv4Addr) -> Option<usize> {
+        self.params.public_ips.iter().position(|&p| p == ip)
+    }
+
+    fn static_public_of(&self, private: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.params
+            .statics
+            .iter()
+            .find(|(p, _)| *p == private)
+            .map(|&(_, q)| q)
+    }
+
+    fn static_private_of(&self, public: Ipv4Addr) -> Option<Ipv4Addr> {
+        self.params
+            .statics
+            .iter()
+            .find(|(_, q)| *q == public)
+            .map(|&(p, _)| p)
+    }
+
+    fn is_own_address(&self, ip: Ipv4Addr) -> bool {
+        ip == self.params.inside_ip || ip == self.params.outside_ip
+    }
+}
+
+/// The idle timeout of a session in `state`.
+#[inline]
+pub fn timeout_of(t: &CoreTimeouts, state: SessionState) -> Duration {
+    match state {
+        SessionState::TcpEstablished => t.tcp_idle,
+        SessionState::TcpSynSent | SessionState::TcpFinIn2out | SessionState::TcpFinOut2in => {
+            t.tcp_transitory
+        }
+        SessionState::TcpClosed => TCP_CLOSED_LINGER,
+        SessionState::TcpReset => TCP_RESET_LINGER,
+        SessionState::Udp => t.udp_idle,
+        SessionState::Icmp => t.icmp_idle,
+        SessionState::Free => Duration::ZERO,
+    }
+}
+
+/// How a flow in `state` ended, for the allocator's cool-down.
+pub fn close_kind(state: SessionState) -> CloseKind {
+    match state {
+        SessionState::TcpSynSent => CloseKind::TcpHalfOpen,
+        SessionState::TcpEstablished => CloseKind::TcpIdle,
+        SessionState::TcpFinIn2out | SessionState::TcpFinOut2in | SessionState::TcpClosed => {
+            CloseKind::TcpFin
+        }
+        SessionState::TcpReset => CloseKind::TcpRst,
+        SessionState::Udp | SessionState::Free => CloseKind::UdpIdle,
+        SessionState::Icmp => CloseKind::IcmpIdle,
+    }
+}
+
+/// The allocator lease a session holds.
+pub fn lease_of(s: &Session) -> Lease {
+    Lease {
+        proto: s.proto,
+        public_ip: s.public_ip,
+        public_port: s.public_port,
+        host: s.private_ip,
+        dest: natgw_allocator::Endpoint {
+            addr: s.remote_ip,
+            port: s.remote_port,
+        },
+    }
+}
+
+/// The protocol enum of an IP protocol number we translate.
+#[inline]
+pub(crate) fn protocol_of(ip_proto: u8) -> Option<Protocol> {
+    Protocol::from_ip_number(ip_proto)
+}

@@ -1,0 +1,184 @@
+//! out2in: internet → private host (fast path; never creates a session).
+//!
+//! Address-and-port-dependent filtering (RFC 4787 §5): a packet passes only if its full 5-tuple matches a
+//! session a private host opened, so a reply must come from exactly the destination the flow went to.
+//! Static 1:1 addresses pass statelessly. Everything else addressed to a public IP is unsolicited and
+//! dropped. Steering uses the allocator's owner map: the shard that leased a public port owns its return
+//! traffic.
+
+use super::counters::DropReason;
+use super::flow::FlowKey;
+use super::frag::FragKey;
+use super::parse::{self, icmp_type, Fragment, Parsed, L2, L4};
+use super::rewrite::{self, End};
+use super::session::clock_ms;
+use super::{NatCore, Punt, Side, Verdict};
+use natgw_allocator::Timestamp;
+use natgw_config::Protocol;
+use std::net::Ipv4Addr;
+
+impl NatCore {
+    pub(super) fn out2in(&mut self, now: Timestamp, buf: &mut [u8], len: usize) -> Verdict {
+        match parse::ethernet(&buf[..len], self.params.outside_mac) {
+            Err(r) => Verdict::Drop(r),
+            Ok(L2::Arp) => Verdict::Punt(Punt::Arp),
+            Ok(L2::Ipv4) => self.out2in_l3(now, buf, len),
+        }
+    }
+
+    /// out2in from the IPv4 header on (also the second half of hairpinning).
+    pub(super) fn out2in_l3(&mut self, now: Timestamp, buf: &mut [u8], len: usize) -> Verdict {
+        let p = match parse::ipv4(&buf[..len]) {
+            Ok(p) => p,
+            Err(r) => return Verdict::Drop(r),
+        };
+        if self.is_own_address(p.dst) {
+            return Verdict::Punt(Punt::Local);
+        }
+        if p.ttl <= 1 {
+            let from = self.params.outside_ip;
+            let mac = self.params.outside_mac;
+            return self.icmp_reply(
+                now,
+                buf,
+                &p,
+                (icmp_type::TIME_EXCEEDED, 0),
+                from,
+                Side::Outside,
+                mac,
+                DropReason::TtlExpired,
+            );
+        }
+        if let Some(private) = self.static_private_of(p.dst) {
+            rewrite::ip_header(buf, &p, End::Destination, Some(private));
+            rewrite::transport_addr_only(buf, &p, p.dst, private);
+            self.counters.out2in.packets += 1;
+            self.counters.out2in.bytes += len as u64;
+            return self.to_inside(buf, len, private);
+        }
+        if self.params.policy.is_no_nat(p.src) && self.params.policy.is_private(p.dst) {
+            rewrite::ip_header(buf, &p, End::Destination, None);
+            self.counters.no_nat.packets += 1;
+            self.counters.no_nat.bytes += len as u64;
+            return self.to_inside(buf, len, p.dst);
+        }
+        if self.public_index(p.dst).is_none() {
+            return Verdict::Drop(DropReason::NotForUs);
+        }
+        if p.frag == Fragment::Later {
+            return self.out2in_later_fragment(now, buf, len, &p);
+        }
+        let (proto, sport, dport, flags) = match p.l4 {
+            L4::Tcp {
+                sport,
+                dport,
+                flags,
+            } => (Protocol::Tcp, sport, dport, flags),
+            L4::Udp { sport, dport } => (Protocol::Udp, sport, dport, 0),
+            L4::Echo {
+                kind: icmp_type::ECHO_REPLY,
+                ident,
+            } => (Protocol::Icmp, 0, ident, 0),
+            L4::IcmpError { .. } => return self.out2in_icmp_error(now, buf, len, &p),
+            L4::Echo { .. } => return Verdict::Drop(DropReason::Unsolicited),
+            L4::IcmpOther => return Verdict::Drop(DropReason::IcmpUnsupportedType),
+            L4::Opaque => return Verdict::Drop(DropReason::UnsupportedProtocol),
+        };
+        match self.owners.owner(p.dst, proto, dport) {
+            None => return Verdict::Drop(DropReason::Unsolicited),
+            Some(s) if s != self.shard => {
+                return Verdict::Handoff {
+                    shard: s,
+                    side: Side::Outside,
+                }
+            }
+            Some(_) => {}
+        }
+        let key = FlowKey {
+            proto,
+            local_ip: p.dst,
+            local_port: dport,
+            remote_ip: p.src,
+            remote_port: sport,
+        };
+        let Some(id) = self.sessions.lookup_out2in(&key) else {
+            return Verdict::Drop(DropReason::Unsolicited);
+        };
+        if proto == Protocol::Tcp {
+            self.tcp_track(id, flags, Side::Outside, now);
+        }
+        self.sessions.touch(id, now);
+        let s = *self.sessions.get(id);
+        rewrite::ip_header(buf, &p, End::Destination, Some(s.private_ip));
+        rewrite::transport(
+            buf,
+            &p,
+            End::Destination,
+            p.dst,
+            s.private_ip,
+            s.private_port,
+        );
+        if p.frag == Fragment::First {
+            let fk = FragKey {
+                src: p.src,
+                dst: p.dst,
+                ident: p.ident,
+                proto: p.proto,
+            };
+            self.frags.insert(fk, s.private_ip, clock_ms(now));
+            self.frag_steer.publish(&fk, self.shard.0);
+        }
+        self.counters.out2in.packets += 1;
+        self.counters.out2in.bytes += len as u64;
+        self.to_inside(buf, len, s.private_ip)
+    }
+
+    fn out2in_later_fragment(
+        &mut self,
+        now: Timestamp,
+        buf: &mut [u8],
+        len: usize,
+        p: &Parsed,
+    ) -> Verdict {
+        let fk = FragKey {
+            src: p.src,
+            dst: p.dst,
+            ident: p.ident,
+            proto: p.proto,
+        };
+        let Some(private) = self.frags.lookup(&fk, clock_ms(now)) else {
+            return match self.frag_steer.owner(&fk) {
+                Some(s) if s != self.shard.0 => Verdict::Handoff {
+                    shard: natgw_allocator::ShardId(s),
+                    side: Side::Outside,
+                },
+                _ => Verdict::Drop(DropReason::FragmentOutOfOrder),
+            };
+        };
+        rewrite::ip_header(buf, p, End::Destination, Some(private));
+        self.counters.out2in.packets += 1;
+        self.counters.out2in.bytes += len as u64;
+        self.to_inside(buf, len, private)
+    }
+
+    /// Send a translated frame to a private host (or the inside router it came through).
+    pub(super) fn to_inside(&mut self, buf: &mut [u8], len: usize, host: Ipv4Addr) -> Verdict {
+        let src = self.params.inside_mac;
+        match self.neighbors.get(host) {
+            Some(mac) => {
+                rewrite::set_macs(buf, src, mac);
+                Verdict::Forward {
+                    side: Side::Inside,
+                    len: len as u16,
+                }
+            }
+            None => {
+                rewrite::set_macs(buf, src, crate::wire::MacAddr::BROADCAST);
+                Verdict::Punt(Punt::Resolve {
+                    side: Side::Inside,
+                    next_hop: host,
+                })
+            }
+        }
+    }
+}

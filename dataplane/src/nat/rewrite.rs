@@ -1,0 +1,142 @@
+//! In-place header rewrites with incremental checksum updates (fast path).
+//!
+//! Every address, port, identifier and TTL change the NAT makes goes through here, and every checksum it
+//! touches is updated with the RFC 1624 arithmetic of `wire::checksum`, never recomputed over the payload.
+//! Offsets come from [`super::parse::Parsed`], already checked, so the slices below are in bounds.
+
+use super::parse::{Fragment, Parsed, IP_ICMP, IP_TCP, IP_UDP};
+use crate::wire::{checksum, EthernetFrame, Ipv4Packet, MacAddr};
+use std::net::Ipv4Addr;
+
+/// Which end of the packet is rewritten.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum End {
+    /// The source address and port (in2out).
+    Source,
+    /// The destination address and port (out2in).
+    Destination,
+}
+
+#[inline]
+fn read16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+#[inline]
+fn write16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+/// Set the Ethernet addresses for the next hop.
+#[inline]
+pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) {
+    let mut eth = EthernetFrame::new_unchecked(frame);
+    eth.set_src_addr(src);
+    eth.set_dst_addr(dst);
+}
+
+/// Rewrite one address of the IPv4 header (or none) and decrement the TTL, updating the header checksum.
+/// The caller has checked that the TTL is above 1.
+#[inline]
+pub fn ip_header(frame: &mut [u8], p: &Parsed, end: End, new_addr: Option<Ipv4Addr>) {
+    let mut ip = Ipv4Packet::new_unchecked(&mut frame[p.ip_off..]);
+    let mut sum = ip.checksum();
+    // TTL shares a 16-bit word with the protocol.
+    let old_word = (u16::from(p.ttl) << 8) | u16::from(p.proto);
+    let new_word = (u16::from(p.ttl - 1) << 8) | u16::from(p.proto);
+    sum = checksum::update_u16(sum, old_word, new_word);
+    ip.set_ttl(p.ttl - 1);
+    if let Some(addr) = new_addr {
+        match end {
+            End::Source => {
+                sum = checksum::update_addr(sum, p.src, addr);
+                ip.set_src_addr(addr);
+            }
+            End::Destination => {
+                sum = checksum::update_addr(sum, p.dst, addr);
+                ip.set_dst_addr(addr);
+            }
+        }
+    }
+    ip.set_checksum(sum);
+}
+
+/// Rewrite the transport part of a translation: the port (or ICMP echo identifier) at `end`, and the
+/// transport checksum for the address change (TCP and UDP checksums cover a pseudo-header with the
+/// addresses; ICMP's does not). Later fragments carry no transport header and are left alone; the first
+/// fragment's checksum already accounts for the whole datagram.
+#[inline]
+pub fn transport(
+    frame: &mut [u8],
+    p: &Parsed,
+    end: End,
+    old_addr: Ipv4Addr,
+    new_addr: Ipv4Addr,
+    new_port: u16,
+) {
+    if p.frag == Fragment::Later {
+        return;
+    }
+    let l4 = p.l4_off;
+    match p.proto {
+        IP_TCP | IP_UDP => {
+            let port_at = l4 + if end == End::Source { 0 } else { 2 };
+            let csum_at = l4 + if p.proto == IP_TCP { 16 } else { 6 };
+            let old_port = read16(frame, port_at);
+            write16(frame, port_at, new_port);
+            let old_sum = read16(frame, csum_at);
+            if p.proto == IP_UDP && old_sum == 0 {
+                return; // UDP without checksum stays without.
+            }
+            let mut sum = checksum::update_addr(old_sum, old_addr, new_addr);
+            sum = checksum::update_u16(sum, old_port, new_port);
+            if p.proto == IP_UDP && sum == 0 {
+                sum = 0xffff;
+            }
+            write16(frame, csum_at, sum);
+        }
+        IP_ICMP => {
+            let old_id = read16(frame, l4 + 4);
+            if old_id != new_port {
+                write16(frame, l4 + 4, new_port);
+                let sum = checksum::update_u16(read16(frame, l4 + 2), old_id, new_port);
+                write16(frame, l4 + 2, sum);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Rewrite only the transport checksum for an address change (static 1:1 keeps ports).
+#[inline]
+pub fn transport_addr_only(frame: &mut [u8], p: &Parsed, old_addr: Ipv4Addr, new_addr: Ipv4Addr) {
+    if p.frag == Fragment::Later {
+        return;
+    }
+    let csum_at = match p.proto {
+        IP_TCP => p.l4_off + 16,
+        IP_UDP => p.l4_off + 6,
+        _ => return,
+    };
+    let old_sum = read16(frame, csum_at);
+    if p.proto == IP_UDP && old_sum == 0 {
+        return;
+    }
+    let mut sum = checksum::update_addr(old_sum, old_addr, new_addr);
+    if p.proto == IP_UDP && sum == 0 {
+        sum = 0xffff;
+    }
+    write16(frame, csum_at, sum);
+}
+
+/// Read a 16-bit big-endian field (for the ICMP embedded rewrites).
+#[inline]
+pub fn get16(frame: &[u8], at: usize) -> u16 {
+    read16(frame, at)
+}
+
+/// Write a 16-bit big-endian field (for the ICMP embedded rewrites).
+#[inline]
+pub fn put16(frame: &mut [u8], at: usize, v: u16) {
+    write16(frame, at, v)
+}
