@@ -151,6 +151,8 @@ pub struct ShardAllocator {
     queues: [VecDeque<CoolEntry>; 4],
     events: VecDeque<ShardEvent>,
     rebalancing: bool,
+    /// Some pool may have crossed a watermark since the last check.
+    wm_dirty: bool,
     low_wm: u32,
     high_wm: u32,
     live: u32,
@@ -214,6 +216,7 @@ impl ShardAllocator {
             queues: Default::default(),
             events: VecDeque::with_capacity(64),
             rebalancing,
+            wm_dirty: false,
             low_wm,
             high_wm: cfg
                 .rebalance
@@ -375,6 +378,7 @@ impl ShardAllocator {
             .ok_or(AllocError::PortsExhausted)?;
         let port = ctx.layout.ports[slot as usize];
         pool.insert_live(&ctx, dkey, slot, port);
+        self.wm_dirty |= pool.wm_dirty;
         Ok(port)
     }
 
@@ -432,6 +436,7 @@ impl ShardAllocator {
                 seed: self.seed,
             };
             self.pools[pi].remove_pair(&ctx, key);
+            self.wm_dirty |= self.pools[pi].wm_dirty;
         } else {
             self.pools[pi].cooling += 1;
             self.queues[q].push_back(CoolEntry {
@@ -465,6 +470,7 @@ impl ShardAllocator {
                         let pool = &mut self.pools[e.pool as usize];
                         pool.cooling = pool.cooling.saturating_sub(1);
                         pool.remove_pair(&ctx, e.key);
+                        self.wm_dirty |= pool.wm_dirty;
                         self.c.expired += 1;
                         budget -= 1;
                     }
@@ -530,13 +536,15 @@ impl ShardAllocator {
                 self.pools[pi].surplus_flag = false;
             }
         }
+        self.wm_dirty = true;
         self.check_watermarks();
     }
 
     fn check_watermarks(&mut self) {
-        if !self.rebalancing {
+        if !self.rebalancing || !self.wm_dirty {
             return;
         }
+        self.wm_dirty = false;
         for (pi, pool) in self.pools.iter_mut().enumerate() {
             if !pool.wm_dirty {
                 continue;

@@ -469,17 +469,11 @@ fn low_shard_receives_idle_blocks_and_owner_map_follows() {
     let owners = inv.owners();
     let mut rng = SmallRng::seed_from_u64(11);
     let mut got = 0;
-    loop {
-        match shards[0].allocate(&req(Protocol::Udp, host(1), dest(1, 1)), T0, &mut rng) {
-            Ok(l) => {
-                assert_eq!(
-                    owners.owner(l.public_ip, Protocol::Udp, l.public_port),
-                    Some(ShardId(0))
-                );
-                got += 1;
-            }
-            Err(_) => break,
-        }
+    let r = req(Protocol::Udp, host(1), dest(1, 1));
+    while let Ok(l) = shards[0].allocate(&r, T0, &mut rng) {
+        let owner = owners.owner(l.public_ip, Protocol::Udp, l.public_port);
+        assert_eq!(owner, Some(ShardId(0)));
+        got += 1;
         pump(&mut inv, &mut shards);
     }
     // Shard 1 kept 2 idle blocks (twice the low watermark); shard 0 got the other 2.

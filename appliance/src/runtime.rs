@@ -12,35 +12,49 @@ use natgw_allocator::{Inventory, Ownership};
 use natgw_config::Config;
 use natgw_dataplane::nat::frag::FragSteer;
 use natgw_dataplane::nat::NatCore;
-use natgw_dataplane::port::{self, MacAddr as PortMac};
+use natgw_dataplane::port::{self, steer::SteerRule, FanoutMode};
 use natgw_dataplane::wire::MacAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-fn mac(m: PortMac) -> MacAddr {
-    MacAddr(m.0)
-}
-
 /// Run the appliance with the config at `path` until a stop signal.
 pub fn run(path: &Path) -> anyhow::Result<()> {
     let cfg = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let workers = cfg.dataplane().workers().max(1);
-    let inside_pc = params::port_config(&cfg, cfg.inside())?;
-    let outside_pc = params::port_config(&cfg, cfg.outside())?;
+    // Seeds for port choice (RFC 6056: unpredictable) and table hashing, from the OS.
+    let seed = {
+        use rand::{RngCore, SeedableRng};
+        rand::rngs::SmallRng::from_entropy().next_u64()
+    };
+    let (inventory, shard_allocs) = Inventory::new(
+        params::allocator_config(&cfg, seed),
+        workers as u16,
+        Ownership::Blocks,
+    )
+    .map_err(|e| anyhow::anyhow!("port inventory: {e}"))?;
+
+    // Steering in the kernel: inside frames to their flow's owner, outside frames to their port block's.
+    let mut inside_pc = params::port_config(&cfg, cfg.inside())?;
+    let mut outside_pc = params::port_config(&cfg, cfg.outside())?;
+    inside_pc.fanout = FanoutMode::Steer(SteerRule::Flow);
+    outside_pc.fanout = FanoutMode::Steer(SteerRule::DstPortBlock {
+        range_start: cfg.nat().port_range().0,
+        block: u16::try_from(inventory.stats().block_size).unwrap_or(u16::MAX),
+    });
     let inside = port::open(&inside_pc, workers).context("opening the inside interface")?;
     let outside = port::open(&outside_pc, workers).context("opening the outside interface")?;
     let inside_mac = cfg
         .inside()
         .mac()
         .map(|m| MacAddr(m.0))
-        .unwrap_or(mac(inside.info.mac));
+        .unwrap_or(inside.info.mac);
     let outside_mac = cfg
         .outside()
         .mac()
         .map(|m| MacAddr(m.0))
-        .unwrap_or(mac(outside.info.mac));
+        .unwrap_or(outside.info.mac);
     log::info!(
         "inside {} ({}, {}), outside {} ({}, {}), {} worker(s)",
         inside.info.name,
@@ -51,19 +65,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         outside.info.mode,
         workers
     );
-
-    // Seeds for port choice (RFC 6056: unpredictable) and table hashing, from the OS.
-    let seed = {
-        use rand::{RngCore, SeedableRng};
-        rand::rngs::SmallRng::from_entropy().next_u64()
-    };
     let core_params = params::core_params(&cfg, inside_mac, outside_mac);
-    let (inventory, shard_allocs) = Inventory::new(
-        params::allocator_config(&cfg, seed),
-        workers as u16,
-        Ownership::Blocks,
-    )
-    .map_err(|e| anyhow::anyhow!("port inventory: {e}"))?;
     let owners = inventory.owners();
     let frag_steer = FragSteer::default();
     let clock = Clock::start();

@@ -162,11 +162,23 @@ fn check_needs_a_config_argument() {
 }
 
 #[test]
-fn run_says_the_data_path_is_not_built_yet() {
-    let out = appliance(&["--config", example("testbed.toml").to_str().unwrap()]);
+fn run_refuses_a_bad_config_before_touching_any_interface() {
+    let file = TempFile::new("run-bad.toml", "[dataplane]\nburst = 0\n");
+    let out = appliance(&["--config", file.path()]);
+    let stderr = text(&out.stderr);
     assert!(!out.status.success());
     assert!(
-        text(&out.stderr).contains("the data path is not built yet"),
+        stderr.contains(&format!("{}:2:9: `dataplane.burst`", file.path())),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn no_arguments_is_a_usage_error() {
+    let out = appliance(&[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("--config"),
         "{}",
         text(&out.stderr)
     );

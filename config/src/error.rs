@@ -341,9 +341,16 @@ impl Located {
             None => locate_enclosing(src, &self.key),
         };
         let (line, column) = line_col(src, offset);
+        // A key is always named: TOML allows the empty key `"" = 1`, and a broken header `[]`
+        // has no name at all.
+        let key = match self.key.as_str() {
+            "" => "(top level)".to_string(),
+            k if k.ends_with('.') => format!("{k}\"\""),
+            _ => self.key,
+        };
         ConfigError::Invalid(Box::new(Diagnostic {
             file: None,
-            key: self.key,
+            key,
             line,
             column,
             kind: self.kind,
@@ -487,10 +494,15 @@ pub(crate) fn key_at_line(src: &str, line: u32) -> String {
             });
         if let Some(h) = header {
             let h: String = h.chars().filter(|c| !c.is_whitespace()).collect();
-            if n as u64 == u64::from(line) {
+            if n as u64 == u64::from(line) && !h.is_empty() {
                 return h;
             }
-            table = h;
+            if n as u64 == u64::from(line) {
+                break;
+            }
+            if !h.is_empty() {
+                table = h;
+            }
             continue;
         }
         if n as u64 == u64::from(line) {
@@ -662,6 +674,8 @@ mod tests {
         assert_eq!(key_at_line(src, 3), "nat.timeouts");
         assert_eq!(key_at_line(src, 4), "nat.timeouts.tcp_idle");
         assert_eq!(key_at_line("= 1", 1), "(top level)");
+        assert_eq!(key_at_line("[nat]\n[]", 2), "nat");
+        assert_eq!(key_at_line("[]", 1), "(top level)");
     }
 
     #[test]

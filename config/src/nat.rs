@@ -14,6 +14,7 @@
 //!   instance are a multiple of 8 (from the default tier table of the seeds when not given), and
 //!   every instance gets its own range on some public address.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::Ipv4Addr;
 
@@ -674,7 +675,9 @@ fn statics(
     snat: &[Ipv4Addr],
 ) -> Result<Vec<StaticMapping>, Located> {
     let mut out: Vec<StaticMapping> = Vec::with_capacity(raw.statics.len());
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(raw.statics.len());
+    // First byte offset of each private and public address seen, for duplicates.
+    let mut seen_private: HashMap<Ipv4Addr, usize> = HashMap::with_capacity(raw.statics.len());
+    let mut seen_public: HashMap<Ipv4Addr, usize> = HashMap::with_capacity(raw.statics.len());
     for (i, s) in raw.statics.iter().enumerate() {
         let key = |k: &str| format!("nat.static[{i}].{k}");
         let require = |leaf: &Option<Spanned<String>>, k: &str| -> Result<(), Located> {
@@ -723,36 +726,34 @@ fn statics(
                 },
             ));
         }
-        for (j, m) in out.iter().enumerate() {
-            let (first_private, first_public) = spans[j];
-            if m.private == private_addr {
-                return Err(Located::at(
-                    key("private"),
-                    span(pl),
-                    ErrorKind::Duplicate {
-                        value: private_addr.to_string(),
-                        first_line: 0,
-                    },
-                )
-                .with_first(first_private));
-            }
-            if m.public == public_addr {
-                return Err(Located::at(
-                    key("public"),
-                    span(ul),
-                    ErrorKind::Duplicate {
-                        value: public_addr.to_string(),
-                        first_line: 0,
-                    },
-                )
-                .with_first(first_public));
-            }
+        if let Some(&first) = seen_private.get(&private_addr) {
+            return Err(Located::at(
+                key("private"),
+                span(pl),
+                ErrorKind::Duplicate {
+                    value: private_addr.to_string(),
+                    first_line: 0,
+                },
+            )
+            .with_first(first));
         }
+        if let Some(&first) = seen_public.get(&public_addr) {
+            return Err(Located::at(
+                key("public"),
+                span(ul),
+                ErrorKind::Duplicate {
+                    value: public_addr.to_string(),
+                    first_line: 0,
+                },
+            )
+            .with_first(first));
+        }
+        seen_private.insert(private_addr, span(pl).start);
+        seen_public.insert(public_addr, span(ul).start);
         out.push(StaticMapping {
             private: private_addr,
             public: public_addr,
         });
-        spans.push((span(pl).start, span(ul).start));
     }
     Ok(out)
 }

@@ -136,7 +136,10 @@ mod tests {
 
     #[test]
     fn skip_macro_returns_on_error_only() {
-        assert_eq!(returns_early(Err(SkipReason::new("no"))), 1);
+        assert_eq!(
+            returns_early(Err(SkipReason::new("expected: unit test of skip_unless!"))),
+            1
+        );
         assert_eq!(returns_early(Ok(())), 2);
     }
 }

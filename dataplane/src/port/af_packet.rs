@@ -67,6 +67,7 @@ mod uapi {
     pub const PACKET_FANOUT_LB: u32 = 1;
     pub const PACKET_FANOUT_CPU: u32 = 2;
     pub const PACKET_FANOUT_QM: u32 = 5;
+    pub const PACKET_FANOUT_CBPF: u32 = 6;
     pub const PACKET_FANOUT_EBPF: u32 = 7;
     pub const PACKET_FANOUT_FLAG_UNIQUEID: u32 = 0x2000;
 
@@ -488,6 +489,7 @@ fn fanout_type(mode: FanoutMode) -> u32 {
         FanoutMode::QueueMapping => uapi::PACKET_FANOUT_QM,
         FanoutMode::RoundRobin => uapi::PACKET_FANOUT_LB,
         FanoutMode::Ebpf { .. } => uapi::PACKET_FANOUT_EBPF,
+        FanoutMode::Steer(_) => uapi::PACKET_FANOUT_CBPF,
     }
 }
 
@@ -563,6 +565,17 @@ fn join_fanout(cfg: &PortConfig, rx: &AfPacketRx, group: Option<u16>) -> Result<
     if let FanoutMode::Ebpf { prog_fd } = cfg.fanout {
         sys::setsockopt(&rx.fd, libc::SOL_PACKET, uapi::PACKET_FANOUT_DATA, &prog_fd)
             .map_err(io_err(dev, "PACKET_FANOUT_DATA(eBPF program)"))?;
+    }
+    if let FanoutMode::Steer(rule) = cfg.fanout {
+        let prog = super::steer::program(rule);
+        let fprog = libc::sock_fprog {
+            len: prog.len() as u16,
+            // The kernel copies the program during the call; `prog` outlives it.
+            filter: prog.as_ptr() as *mut libc::sock_filter,
+        };
+        sys::setsockopt(&rx.fd, libc::SOL_PACKET, uapi::PACKET_FANOUT_DATA, &fprog).map_err(
+            io_err(dev, "PACKET_FANOUT_DATA(classic BPF steering program)"),
+        )?;
     }
     let val: u32 = sys::getsockopt(rx.fd.as_raw_fd(), libc::SOL_PACKET, uapi::PACKET_FANOUT)
         .map_err(io_err(dev, "getsockopt(PACKET_FANOUT)"))?;

@@ -26,6 +26,7 @@ pub mod af_xdp;
 pub mod buf;
 pub mod memory;
 pub mod stats;
+pub mod steer;
 mod sys;
 mod xdp_prog;
 
@@ -38,24 +39,11 @@ use std::time::Duration;
 pub use buf::{Burst, PacketBuf, RxFlags, FRAME_CAPACITY};
 pub use stats::{Counter, PortStats, QueueStats};
 
+pub use crate::wire::MacAddr;
+
 /// The index of a queue within a port (0-based; worker `k` usually owns queue `k`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct QueueId(pub u16);
-
-/// An Ethernet (MAC) address.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-pub struct MacAddr(pub [u8; 6]);
-
-impl fmt::Display for MacAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let m = self.0;
-        write!(
-            f,
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        )
-    }
-}
 
 /// The receive half of one port queue. Owned by one worker; never blocks in `rx_burst`.
 pub trait RxQueue: Send {
@@ -121,6 +109,9 @@ pub enum FanoutMode {
         /// File descriptor of a `BPF_PROG_TYPE_SOCKET_FILTER` program.
         prog_fd: RawFd,
     },
+    /// By one of our classic-BPF steering programs (`PACKET_FANOUT_CBPF`), so that frames reach the worker
+    /// that owns their flow or public port ([`steer`]).
+    Steer(steer::SteerRule),
 }
 
 /// Which XDP attach mode an AF_XDP port uses.
@@ -273,12 +264,6 @@ pub fn open(cfg: &PortConfig, queues: usize) -> Result<Port, PortError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn mac_display() {
-        let m = MacAddr([0x02, 0, 0xab, 0x10, 0xff, 1]);
-        assert_eq!(m.to_string(), "02:00:ab:10:ff:01");
-    }
 
     #[test]
     fn zero_queues_refused() {

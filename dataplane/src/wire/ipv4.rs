@@ -7,7 +7,7 @@
 //! whose `total_len` describes the original datagram and so exceeds the bytes present.
 //!
 //! Raw setters never touch the checksum. The `rewrite_*` helpers set a field *and* update the header checksum
-//! incrementally (RFC 1624, see [`checksum`](super::checksum)); the transport checksum, which also covers the
+//! incrementally (RFC 1624, see [`checksum`]); the transport checksum, which also covers the
 //! addresses through the pseudo-header, is the caller's to update (`TcpPacket::update_checksum_addr` and
 //! friends). [`Ipv4Repr`] builds fresh headers for packets the appliance generates (ICMP errors).
 
