@@ -52,8 +52,8 @@ pub const FLOW_K3: u32 = 0xC2B2_AE3D;
 
 /// The shard that owns an in2out flow: a fold of the 5-tuple modulo the number of shards.
 ///
-/// The formula, in wrapping 32-bit arithmetic, is `h = ((src * K1 + dst) * K2 + (sport << 16 | dport)) * K3
-/// + proto; h ^= h >> 16; h % shards` — multiply-add rather than xor, so that correlated fields (address and
+/// The formula, in wrapping 32-bit arithmetic, is
+/// `h = ((src * K1 + dst) * K2 + (sport << 16 | dport)) * K3 + proto; h ^= h >> 16; h % shards` — multiply-add rather than xor, so that correlated fields (address and
 /// port both counting up) do not cancel. Classic BPF can compute it (ld, mul, add, rsh, xor, mod), so an
 /// AF_PACKET fanout program (or a NIC's flow rules) can deliver inside packets to their owner directly.
 #[inline]

@@ -13,64 +13,29 @@
 
 use super::counters::DropReason;
 use super::flow::{flow_shard, FlowKey};
-use super::parse::{self, Embedded, Fragment, Parsed, IP_ICMP, IP_TCP, IP_UDP, L4};
-use super::rewrite::{self, get16, put16, End};
+use super::parse::{self, Fragment, Parsed, IP_ICMP, L4};
+use super::rewrite;
 use super::session::clock_ms;
 use super::{NatCore, Side, Verdict};
-use crate::wire::{checksum, MacAddr};
+use crate::wire::icmp::Endpoint;
+use crate::wire::{checksum, Icmpv4Packet, MacAddr};
 use natgw_allocator::{ShardId, Timestamp};
 use natgw_config::Protocol;
 use std::net::Ipv4Addr;
 
-/// Rewrite one address of the embedded datagram and the port (or echo identifier) beside it, keeping the
-/// embedded checksums right, then recompute the outer ICMP checksum.
+/// Translate the datagram embedded in the ICMP error at `p.l4_off` (wire's RFC 5508 rewrite: embedded
+/// address and port or echo identifier, embedded IPv4 and transport checksums, outer ICMP checksum).
 fn rewrite_embedded(
     frame: &mut [u8],
     p: &Parsed,
-    e: &Embedded,
-    end: End,
-    new_addr: Ipv4Addr,
-    new_port: u16,
-) {
-    let (addr_at, old_addr) = match end {
-        End::Source => (e.ip_off + 12, e.src),
-        End::Destination => (e.ip_off + 16, e.dst),
-    };
-    frame[addr_at..addr_at + 4].copy_from_slice(&new_addr.octets());
-    let ip_sum = checksum::update_addr(get16(frame, e.ip_off + 10), old_addr, new_addr);
-    put16(frame, e.ip_off + 10, ip_sum);
-    let l4 = e.l4_off;
-    match e.proto {
-        IP_TCP | IP_UDP => {
-            let port_at = l4 + if end == End::Source { 0 } else { 2 };
-            let old_port = get16(frame, port_at);
-            put16(frame, port_at, new_port);
-            let csum_at = l4 + if e.proto == IP_TCP { 16 } else { 6 };
-            if e.l4_avail >= csum_at - l4 + 2 {
-                let old = get16(frame, csum_at);
-                if !(e.proto == IP_UDP && old == 0) {
-                    let mut sum = checksum::update_addr(old, old_addr, new_addr);
-                    sum = checksum::update_u16(sum, old_port, new_port);
-                    if e.proto == IP_UDP && sum == 0 {
-                        sum = 0xffff;
-                    }
-                    put16(frame, csum_at, sum);
-                }
-            }
-        }
-        IP_ICMP => {
-            let old_id = get16(frame, l4 + 4);
-            put16(frame, l4 + 4, new_port);
-            let sum = checksum::update_u16(get16(frame, l4 + 2), old_id, new_port);
-            put16(frame, l4 + 2, sum);
-        }
-        _ => {}
-    }
-    // Outer ICMP checksum over the whole message.
-    let msg = p.l4_off..p.ip_off + p.ip_len;
-    put16(frame, p.l4_off + 2, 0);
-    let sum = checksum::compute(&frame[msg]);
-    put16(frame, p.l4_off + 2, sum);
+    which: Endpoint,
+    addr: Ipv4Addr,
+    port: u16,
+) -> bool {
+    let msg = &mut frame[p.l4_off..p.ip_off + p.ip_len];
+    Icmpv4Packet::new_unchecked(msg)
+        .rewrite_embedded(which, addr, port)
+        .is_ok()
 }
 
 impl NatCore {
@@ -113,11 +78,13 @@ impl NatCore {
         };
         self.sessions.touch(id, now);
         let s = *self.sessions.get(id);
-        rewrite::ip_header(buf, p, End::Source, Some(s.public_ip));
-        rewrite_embedded(buf, p, &e, End::Destination, s.public_ip, s.public_port);
+        if !rewrite_embedded(buf, p, Endpoint::Destination, s.public_ip, s.public_port) {
+            return Verdict::Drop(DropReason::IcmpErrorMalformed);
+        }
+        rewrite::ip_header(buf, p, Endpoint::Source, Some(s.public_ip));
         self.counters.in2out.packets += 1;
         self.counters.in2out.bytes += len as u64;
-        self.to_outside(buf, len)
+        self.forward_outside(buf, len)
     }
 
     /// An ICMP error from the internet about a packet of one of our flows.
@@ -165,11 +132,13 @@ impl NatCore {
         };
         self.sessions.touch(id, now);
         let s = *self.sessions.get(id);
-        rewrite::ip_header(buf, p, End::Destination, Some(s.private_ip));
-        rewrite_embedded(buf, p, &e, End::Source, s.private_ip, s.private_port);
+        if !rewrite_embedded(buf, p, Endpoint::Source, s.private_ip, s.private_port) {
+            return Verdict::Drop(DropReason::IcmpErrorMalformed);
+        }
+        rewrite::ip_header(buf, p, Endpoint::Destination, Some(s.private_ip));
         self.counters.out2in.packets += 1;
         self.counters.out2in.bytes += len as u64;
-        self.to_inside(buf, len, s.private_ip)
+        self.forward_inside(buf, len, s.private_ip)
     }
 
     /// Answer the frame in `buf` with an ICMP error `(type, code)` from `from`, sent back on `side` to the

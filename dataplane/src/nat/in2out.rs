@@ -11,10 +11,11 @@ use super::counters::DropReason;
 use super::flow::{flow_shard, FlowKey};
 use super::frag::FragKey;
 use super::parse::{self, icmp_type, Fragment, Parsed, L2, L4};
-use super::rewrite::{self, End};
+use super::rewrite;
 use super::session::{clock_ms, Session, SessionId, SessionState};
 use super::{protocol_of, timeout_of, NatCore, Punt, Side, Verdict};
-use natgw_allocator::{Endpoint, FlowRequest, ShardId, Timestamp};
+use crate::wire::icmp::Endpoint;
+use natgw_allocator::{FlowRequest, ShardId, Timestamp};
 use natgw_config::Protocol;
 use std::net::Ipv4Addr;
 
@@ -56,10 +57,10 @@ impl NatCore {
             );
         }
         if self.params.policy.is_no_nat(p.dst) {
-            rewrite::ip_header(buf, &p, End::Source, None);
+            rewrite::ip_header(buf, &p, Endpoint::Source, None);
             self.counters.no_nat.packets += 1;
             self.counters.no_nat.bytes += len as u64;
-            return self.to_outside(buf, len);
+            return self.forward_outside(buf, len);
         }
         if let Some(public) = self.static_public_of(p.src) {
             return self.in2out_static(now, buf, len, &p, public);
@@ -115,8 +116,8 @@ impl NatCore {
         }
         self.sessions.touch(id, now);
         let s = *self.sessions.get(id);
-        rewrite::ip_header(buf, &p, End::Source, Some(s.public_ip));
-        rewrite::transport(buf, &p, End::Source, p.src, s.public_ip, s.public_port);
+        rewrite::ip_header(buf, &p, Endpoint::Source, Some(s.public_ip));
+        rewrite::transport(buf, &p, Endpoint::Source, p.src, s.public_ip, s.public_port);
         if p.frag == Fragment::First {
             let fk = FragKey {
                 src: p.src,
@@ -132,7 +133,7 @@ impl NatCore {
         if self.is_public(p.dst) {
             return self.hairpin(now, buf, len);
         }
-        self.to_outside(buf, len)
+        self.forward_outside(buf, len)
     }
 
     /// Create the session of a new outbound flow, or say why not.
@@ -161,7 +162,7 @@ impl NatCore {
         let req = FlowRequest {
             proto: key.proto,
             host: key.local_ip,
-            dest: Endpoint {
+            dest: natgw_allocator::Endpoint {
                 addr: key.remote_ip,
                 port: key.remote_port,
             },
@@ -277,14 +278,14 @@ impl NatCore {
         if p.frag != Fragment::Later && self.params.policy.denied(proto, p.dst, dport) {
             return self.refuse(now, buf, p, DropReason::PolicyDenied);
         }
-        rewrite::ip_header(buf, p, End::Source, Some(public));
+        rewrite::ip_header(buf, p, Endpoint::Source, Some(public));
         rewrite::transport_addr_only(buf, p, p.src, public);
         self.counters.in2out.packets += 1;
         self.counters.in2out.bytes += len as u64;
         if self.is_public(p.dst) {
             return self.hairpin(now, buf, len);
         }
-        self.to_outside(buf, len)
+        self.forward_outside(buf, len)
     }
 
     fn in2out_later_fragment(
@@ -309,13 +310,13 @@ impl NatCore {
                 _ => Verdict::Drop(DropReason::FragmentOutOfOrder),
             };
         };
-        rewrite::ip_header(buf, p, End::Source, Some(public));
+        rewrite::ip_header(buf, p, Endpoint::Source, Some(public));
         self.counters.in2out.packets += 1;
         self.counters.in2out.bytes += len as u64;
         if self.is_public(p.dst) {
             return self.hairpin(now, buf, len);
         }
-        self.to_outside(buf, len)
+        self.forward_outside(buf, len)
     }
 
     /// A translated packet addressed to one of our public addresses: deliver it through out2in, on the
@@ -330,7 +331,7 @@ impl NatCore {
     }
 
     /// Send a translated frame to the internet gateway.
-    pub(super) fn to_outside(&mut self, buf: &mut [u8], len: usize) -> Verdict {
+    pub(super) fn forward_outside(&mut self, buf: &mut [u8], len: usize) -> Verdict {
         let src = self.params.outside_mac;
         match self.gateway_mac {
             Some(gw) => {

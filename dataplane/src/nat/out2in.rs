@@ -10,9 +10,10 @@ use super::counters::DropReason;
 use super::flow::FlowKey;
 use super::frag::FragKey;
 use super::parse::{self, icmp_type, Fragment, Parsed, L2, L4};
-use super::rewrite::{self, End};
+use super::rewrite;
 use super::session::clock_ms;
 use super::{NatCore, Punt, Side, Verdict};
+use crate::wire::icmp::Endpoint;
 use natgw_allocator::Timestamp;
 use natgw_config::Protocol;
 use std::net::Ipv4Addr;
@@ -50,17 +51,17 @@ impl NatCore {
             );
         }
         if let Some(private) = self.static_private_of(p.dst) {
-            rewrite::ip_header(buf, &p, End::Destination, Some(private));
+            rewrite::ip_header(buf, &p, Endpoint::Destination, Some(private));
             rewrite::transport_addr_only(buf, &p, p.dst, private);
             self.counters.out2in.packets += 1;
             self.counters.out2in.bytes += len as u64;
-            return self.to_inside(buf, len, private);
+            return self.forward_inside(buf, len, private);
         }
         if self.params.policy.is_no_nat(p.src) && self.params.policy.is_private(p.dst) {
-            rewrite::ip_header(buf, &p, End::Destination, None);
+            rewrite::ip_header(buf, &p, Endpoint::Destination, None);
             self.counters.no_nat.packets += 1;
             self.counters.no_nat.bytes += len as u64;
-            return self.to_inside(buf, len, p.dst);
+            return self.forward_inside(buf, len, p.dst);
         }
         if self.public_index(p.dst).is_none() {
             return Verdict::Drop(DropReason::NotForUs);
@@ -109,11 +110,11 @@ impl NatCore {
         }
         self.sessions.touch(id, now);
         let s = *self.sessions.get(id);
-        rewrite::ip_header(buf, &p, End::Destination, Some(s.private_ip));
+        rewrite::ip_header(buf, &p, Endpoint::Destination, Some(s.private_ip));
         rewrite::transport(
             buf,
             &p,
-            End::Destination,
+            Endpoint::Destination,
             p.dst,
             s.private_ip,
             s.private_port,
@@ -130,7 +131,7 @@ impl NatCore {
         }
         self.counters.out2in.packets += 1;
         self.counters.out2in.bytes += len as u64;
-        self.to_inside(buf, len, s.private_ip)
+        self.forward_inside(buf, len, s.private_ip)
     }
 
     fn out2in_later_fragment(
@@ -155,14 +156,14 @@ impl NatCore {
                 _ => Verdict::Drop(DropReason::FragmentOutOfOrder),
             };
         };
-        rewrite::ip_header(buf, p, End::Destination, Some(private));
+        rewrite::ip_header(buf, p, Endpoint::Destination, Some(private));
         self.counters.out2in.packets += 1;
         self.counters.out2in.bytes += len as u64;
-        self.to_inside(buf, len, private)
+        self.forward_inside(buf, len, private)
     }
 
     /// Send a translated frame to a private host (or the inside router it came through).
-    pub(super) fn to_inside(&mut self, buf: &mut [u8], len: usize, host: Ipv4Addr) -> Verdict {
+    pub(super) fn forward_inside(&mut self, buf: &mut [u8], len: usize, host: Ipv4Addr) -> Verdict {
         let src = self.params.inside_mac;
         match self.neighbors.get(host) {
             Some(mac) => {

@@ -1,6 +1,6 @@
 //! First look at a frame: Ethernet and IPv4 checks and the transport fields the NAT needs (fast path).
 //!
-//! [`parse`] validates once what the translation will touch (Ethernet header, IPv4 header and checksum,
+//! [`ipv4`] validates once what the translation will touch (Ethernet header, IPv4 header and checksum,
 //! the transport header of unfragmented packets and first fragments) and returns a small `Copy` summary with
 //! offsets, so that in2out and out2in rewrite the frame in place without re-checking bounds.
 
@@ -154,7 +154,7 @@ pub fn ipv4(frame: &[u8]) -> Result<Parsed, DropReason> {
     if !ip.verify_checksum() {
         return Err(DropReason::Ipv4BadChecksum);
     }
-    let hl = ip.header_len() as usize;
+    let hl = ip.header_len();
     let ip_len = ip.total_len() as usize;
     let proto = ip.protocol();
     let frag = if ip.frag_offset() != 0 {

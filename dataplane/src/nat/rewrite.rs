@@ -5,17 +5,9 @@
 //! Offsets come from [`super::parse::Parsed`], already checked, so the slices below are in bounds.
 
 use super::parse::{Fragment, Parsed, IP_ICMP, IP_TCP, IP_UDP};
+use crate::wire::icmp::Endpoint;
 use crate::wire::{checksum, EthernetFrame, Ipv4Packet, MacAddr};
 use std::net::Ipv4Addr;
-
-/// Which end of the packet is rewritten.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum End {
-    /// The source address and port (in2out).
-    Source,
-    /// The destination address and port (out2in).
-    Destination,
-}
 
 #[inline]
 fn read16(b: &[u8], at: usize) -> u16 {
@@ -38,7 +30,7 @@ pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) {
 /// Rewrite one address of the IPv4 header (or none) and decrement the TTL, updating the header checksum.
 /// The caller has checked that the TTL is above 1.
 #[inline]
-pub fn ip_header(frame: &mut [u8], p: &Parsed, end: End, new_addr: Option<Ipv4Addr>) {
+pub fn ip_header(frame: &mut [u8], p: &Parsed, end: Endpoint, new_addr: Option<Ipv4Addr>) {
     let mut ip = Ipv4Packet::new_unchecked(&mut frame[p.ip_off..]);
     let mut sum = ip.checksum();
     // TTL shares a 16-bit word with the protocol.
@@ -48,11 +40,11 @@ pub fn ip_header(frame: &mut [u8], p: &Parsed, end: End, new_addr: Option<Ipv4Ad
     ip.set_ttl(p.ttl - 1);
     if let Some(addr) = new_addr {
         match end {
-            End::Source => {
+            Endpoint::Source => {
                 sum = checksum::update_addr(sum, p.src, addr);
                 ip.set_src_addr(addr);
             }
-            End::Destination => {
+            Endpoint::Destination => {
                 sum = checksum::update_addr(sum, p.dst, addr);
                 ip.set_dst_addr(addr);
             }
@@ -69,7 +61,7 @@ pub fn ip_header(frame: &mut [u8], p: &Parsed, end: End, new_addr: Option<Ipv4Ad
 pub fn transport(
     frame: &mut [u8],
     p: &Parsed,
-    end: End,
+    end: Endpoint,
     old_addr: Ipv4Addr,
     new_addr: Ipv4Addr,
     new_port: u16,
@@ -80,7 +72,7 @@ pub fn transport(
     let l4 = p.l4_off;
     match p.proto {
         IP_TCP | IP_UDP => {
-            let port_at = l4 + if end == End::Source { 0 } else { 2 };
+            let port_at = l4 + if end == Endpoint::Source { 0 } else { 2 };
             let csum_at = l4 + if p.proto == IP_TCP { 16 } else { 6 };
             let old_port = read16(frame, port_at);
             write16(frame, port_at, new_port);
@@ -127,16 +119,4 @@ pub fn transport_addr_only(frame: &mut [u8], p: &Parsed, old_addr: Ipv4Addr, new
         sum = 0xffff;
     }
     write16(frame, csum_at, sum);
-}
-
-/// Read a 16-bit big-endian field (for the ICMP embedded rewrites).
-#[inline]
-pub fn get16(frame: &[u8], at: usize) -> u16 {
-    read16(frame, at)
-}
-
-/// Write a 16-bit big-endian field (for the ICMP embedded rewrites).
-#[inline]
-pub fn put16(frame: &mut [u8], at: usize, v: u16) {
-    write16(frame, at, v)
 }
