@@ -6,7 +6,9 @@
 //! nothing is allocated per frame.
 
 use crossbeam::queue::ArrayQueue;
-use natgw_allocator::{DestinationUse, ShardCommand, ShardEvent, ShardStats};
+use natgw_allocator::{
+    DestinationUse, OwnerMap, ShardAllocator, ShardCommand, ShardEvent, ShardStats,
+};
 use natgw_dataplane::nat::counters::Counters;
 use natgw_dataplane::nat::{CoreParams, Punt, Side};
 use natgw_dataplane::port::FRAME_CAPACITY;
@@ -59,8 +61,9 @@ pub enum Command {
     Neighbor(Ipv4Addr, MacAddr),
     /// A port-block message for the shard's allocator.
     Alloc(ShardCommand),
-    /// New parameters after a reload (new flows only).
-    Params(Box<CoreParams>),
+    /// New parameters after a reload (new flows only), with this shard's slice of a new port inventory
+    /// when the SNAT addresses or port rules changed.
+    Reload(Box<CoreParams>, Option<Box<(ShardAllocator, OwnerMap)>>),
 }
 
 /// What a worker publishes for the slow path, about ten times a second.

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 /// Run the appliance with the config at `path` until a stop signal.
 pub fn run(path: &Path) -> anyhow::Result<()> {
-    let cfg = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut cfg = Config::load(path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let workers = cfg.dataplane().workers().max(1);
     // Seeds for port choice (RFC 6056: unpredictable) and table hashing, from the OS.
     let seed = {
@@ -145,7 +145,7 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         let now = clock.now();
         let busy = slow.poll(now);
         if hup.swap(false, Ordering::Relaxed) {
-            reload(path, &cfg, &mut slow, inside_mac, outside_mac);
+            cfg = reload(path, cfg, &mut slow, inside_mac, outside_mac);
         }
         if now.saturating_duration_since(last_publish) >= Duration::from_millis(100) {
             last_publish = now;
@@ -183,28 +183,64 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// SIGHUP: re-read the file; a valid one applies to new flows, an invalid one changes nothing.
+/// SIGHUP: re-read the file; a valid one applies to new flows (a new port inventory when the SNAT
+/// addresses or port rules changed), an invalid one changes nothing. Returns the config now in force.
 fn reload(
     path: &Path,
-    running: &Config,
+    running: Config,
     slow: &mut SlowPath,
     inside_mac: MacAddr,
     outside_mac: MacAddr,
-) {
-    match Config::load(path) {
+) -> Config {
+    let new = match Config::load(path) {
+        Ok(new) => new,
         Err(e) => {
             log::error!("reload refused, the running config stays: {e}");
             slow.reload_failed();
+            return running;
         }
-        Ok(new) => {
-            if new.dataplane() != running.dataplane()
-                || new.inside() != running.inside()
-                || new.outside() != running.outside()
-            {
-                log::warn!("reload: [dataplane] and [interfaces] changes need a restart; applying the rest");
-            }
-            slow.set_params(params::core_params(&new, inside_mac, outside_mac));
-            log::info!("reloaded {}", path.display());
-        }
+    };
+    if new.dataplane() != running.dataplane()
+        || new.inside() != running.inside()
+        || new.outside() != running.outside()
+        || new.metrics() != running.metrics()
+    {
+        log::warn!("reload: [dataplane], [interfaces] and [metrics] changes need a restart; applying the rest");
     }
+    let workers = running.dataplane().workers().max(1) as u16;
+    let ports = if params::allocator_config(&new, 0) != params::allocator_config(&running, 0) {
+        let seed = {
+            use rand::{RngCore, SeedableRng};
+            rand::rngs::SmallRng::from_entropy().next_u64()
+        };
+        match Inventory::new(
+            params::allocator_config(&new, seed),
+            workers,
+            Ownership::Blocks,
+        ) {
+            Ok(inv) => Some(inv),
+            Err(e) => {
+                log::error!("reload refused, the running config stays: port inventory: {e}");
+                slow.reload_failed();
+                return running;
+            }
+        }
+    } else {
+        None
+    };
+    let mut core = params::core_params(&new, inside_mac, outside_mac);
+    // Interfaces and workers stay as started.
+    core.shards = workers;
+    let new_inventory = ports.is_some();
+    slow.reload(core, ports);
+    log::info!(
+        "reloaded {}{}",
+        path.display(),
+        if new_inventory {
+            " (new SNAT port inventory for new flows)"
+        } else {
+            ""
+        }
+    );
+    new
 }

@@ -11,7 +11,7 @@
 
 use crate::metrics::{MetricsState, SlowCounters};
 use crate::rings::{Command, OwnedFrame, WorkerRings};
-use natgw_allocator::{Inventory, ShardId, Timestamp};
+use natgw_allocator::{Inventory, ShardAllocator, ShardId, Timestamp};
 use natgw_dataplane::nat::counters::{Counters, DropReason};
 use natgw_dataplane::nat::{CoreParams, Punt, Side};
 use natgw_dataplane::wire::{
@@ -62,6 +62,7 @@ pub struct SlowPath {
     latest: Vec<Option<crate::rings::Snapshot>>,
     warned: HashMap<Ipv4Addr, u8>,
     last_failures: u64,
+    retired_public: Vec<Ipv4Addr>,
 }
 
 impl SlowPath {
@@ -86,23 +87,34 @@ impl SlowPath {
             latest: (0..n).map(|_| None).collect(),
             warned: HashMap::new(),
             last_failures: 0,
+            retired_public: Vec::new(),
         }
     }
 
-    /// The parameters in force (for reload).
-    pub fn params(&self) -> &CoreParams {
-        &self.params
-    }
-
-    /// Apply reloaded parameters: workers get them for new flows; ARP answers follow them.
-    pub fn set_params(&mut self, params: CoreParams) {
-        for w in &self.workers {
-            if w.commands
-                .push(Command::Params(Box::new(params.clone())))
-                .is_err()
-            {
+    /// Apply reloaded parameters: workers get them for new flows; ARP answers follow them. With `ports`,
+    /// the SNAT addresses or port rules changed: each worker gets its slice of the new inventory, and the
+    /// old addresses stay answered for the flows that still use them.
+    pub fn reload(&mut self, params: CoreParams, ports: Option<(Inventory, Vec<ShardAllocator>)>) {
+        let mut slices: Vec<Option<ShardAllocator>> = Vec::new();
+        if let Some((inventory, shards)) = ports {
+            let old = std::mem::replace(&mut self.inventory, inventory);
+            for ip in old.public_ips() {
+                if !self.retired_public.contains(ip) {
+                    self.retired_public.push(*ip);
+                }
+            }
+            slices = shards.into_iter().map(Some).collect();
+        }
+        let owners = self.inventory.owners();
+        for (i, w) in self.workers.iter().enumerate() {
+            let slice = slices.get_mut(i).and_then(Option::take);
+            let cmd = Command::Reload(
+                Box::new(params.clone()),
+                slice.map(|a| Box::new((a, owners.clone()))),
+            );
+            if w.commands.push(cmd).is_err() {
                 log::error!(
-                    "reload: a worker's command ring is full; its parameters were not updated"
+                    "reload: worker {i}'s command ring is full; its parameters were not updated"
                 );
             }
         }

@@ -149,7 +149,11 @@ impl Worker {
                 Command::GatewayMac(m) => self.core.set_gateway_mac(m),
                 Command::Neighbor(ip, mac) => self.core.learn_neighbor(ip, mac),
                 Command::Alloc(c) => self.core.allocator().handle_command(c),
-                Command::Params(p) => self.core.set_params(*p),
+                Command::Reload(p, None) => self.core.set_params(*p),
+                Command::Reload(p, Some(ports)) => {
+                    let (alloc, owners) = *ports;
+                    self.core.reload(*p, alloc, owners);
+                }
             }
         }
     }

@@ -110,7 +110,7 @@ impl NatCore {
         if e.src != p.dst {
             return Verdict::Drop(DropReason::IcmpErrorNoSession);
         }
-        match self.owners.owner(e.src, proto, local_port) {
+        match self.owner_of(e.src, proto, local_port) {
             None => return Verdict::Drop(DropReason::IcmpErrorNoSession),
             Some(s) if s != self.shard => {
                 return Verdict::Handoff {

@@ -182,7 +182,7 @@ impl NatCore {
             lease.public_port,
             key.remote_ip,
             key.remote_port,
-            0,
+            self.generation,
         );
         let deadline = now.saturating_add(timeout_of(&self.params.timeouts, session.state));
         match self.sessions.insert(session, now, deadline) {
@@ -352,6 +352,6 @@ impl NatCore {
     }
 
     pub(super) fn is_public(&self, ip: Ipv4Addr) -> bool {
-        self.public_index(ip).is_some() || self.static_private_of(ip).is_some()
+        self.is_snat_address(ip) || self.static_private_of(ip).is_some()
     }
 }

@@ -227,12 +227,24 @@ impl FrameBuf for crate::port::PacketBuf {
     }
 }
 
+/// A port inventory replaced by a reload, kept while sessions still hold its leases.
+struct Retired {
+    generation: u8,
+    alloc: ShardAllocator,
+    owners: OwnerMap,
+}
+
+/// Most inventories kept at once after reloads (the current one included).
+pub const MAX_GENERATIONS: usize = 8;
+
 /// The NAT core of one shard.
 pub struct NatCore {
     shard: ShardId,
     params: CoreParams,
     alloc: ShardAllocator,
     owners: OwnerMap,
+    generation: u8,
+    retired: Vec<Retired>,
     sessions: SessionTable,
     neighbors: Neighbors,
     gateway_mac: Option<MacAddr>,
@@ -264,6 +276,8 @@ impl NatCore {
             params,
             alloc,
             owners,
+            generation: 0,
+            retired: Vec::with_capacity(MAX_GENERATIONS),
             gateway_mac: None,
             frags: FragCache::default(),
             frag_steer,
@@ -334,6 +348,57 @@ impl NatCore {
         self.params.max_sessions = keep;
     }
 
+    /// Apply a reloaded config whose SNAT addresses or port rules changed: new flows get ports from `alloc`
+    /// (this shard's slice of the new inventory); sessions already open keep their public address and port,
+    /// answered through the old inventory until their last lease is released.
+    pub fn reload(&mut self, params: CoreParams, alloc: ShardAllocator, owners: OwnerMap) {
+        let old_alloc = std::mem::replace(&mut self.alloc, alloc);
+        let old_owners = std::mem::replace(&mut self.owners, owners);
+        if old_alloc.live_leases() > 0 {
+            if self.retired.len() + 1 >= MAX_GENERATIONS {
+                // Unreachable in practice (reloads far apart); the oldest flows lose their translation.
+                let gone = self.retired.remove(0);
+                log::error!(
+                    "shard {}: more than {MAX_GENERATIONS} port inventories in use after reloads;                      {} flows of the oldest lose their translation",
+                    self.shard.0,
+                    gone.alloc.live_leases()
+                );
+            }
+            self.retired.push(Retired {
+                generation: self.generation,
+                alloc: old_alloc,
+                owners: old_owners,
+            });
+        }
+        self.generation = self.generation.wrapping_add(1);
+        self.set_params(params);
+    }
+
+    /// Inventories replaced by reloads and still holding leases.
+    pub fn retired_generations(&self) -> usize {
+        self.retired.len()
+    }
+
+    /// The shard owning a public port, in the current inventory or one kept after a reload.
+    #[inline]
+    fn owner_of(&self, ip: Ipv4Addr, proto: Protocol, port: u16) -> Option<ShardId> {
+        self.owners.owner(ip, proto, port).or_else(|| {
+            self.retired
+                .iter()
+                .find_map(|r| r.owners.owner(ip, proto, port))
+        })
+    }
+
+    /// Whether an address is one of our SNAT addresses, current or kept after a reload.
+    #[inline]
+    fn is_snat_address(&self, ip: Ipv4Addr) -> bool {
+        self.public_index(ip).is_some()
+            || self
+                .retired
+                .iter()
+                .any(|r| r.alloc.public_ips().contains(&ip))
+    }
+
     /// Process one frame received on `side`. `buf` is the whole buffer; the frame is `buf[..len]`.
     #[inline]
     pub fn process(&mut self, now: Timestamp, side: Side, buf: &mut [u8], len: usize) -> Verdict {
@@ -375,7 +440,7 @@ impl NatCore {
     pub fn handle_timeout(&mut self, now: Timestamp) {
         if self.sessions.expiry_due(now) {
             let t = self.params.timeouts;
-            let alloc = &mut self.alloc;
+            let (alloc, retired, current) = (&mut self.alloc, &mut self.retired, self.generation);
             let counters = &mut self.counters;
             self.sessions.expire(
                 now,
@@ -383,7 +448,7 @@ impl NatCore {
                 |s| timeout_of(&t, s.state),
                 |s| {
                     counters.sessions_expired[s.proto as usize] += 1;
-                    alloc.release(&lease_of(&s), close_kind(s.state), now);
+                    release(alloc, retired, current, &s, now);
                 },
             );
         }
@@ -393,7 +458,7 @@ impl NatCore {
     /// End every session now (shutdown), releasing the ports; returns how many there were.
     pub fn clear(&mut self, now: Timestamp) -> usize {
         let far = now.saturating_add(Duration::from_secs(1 << 24));
-        let alloc = &mut self.alloc;
+        let (alloc, retired, current) = (&mut self.alloc, &mut self.retired, self.generation);
         let mut n = 0;
         self.sessions.expire(
             far,
@@ -401,7 +466,7 @@ impl NatCore {
             |_| Duration::ZERO,
             |s| {
                 n += 1;
-                alloc.release(&lease_of(&s), close_kind(s.state), now);
+                release(alloc, retired, current, &s, now);
             },
         );
         n
@@ -466,6 +531,26 @@ pub fn close_kind(state: SessionState) -> CloseKind {
         SessionState::TcpReset => CloseKind::TcpRst,
         SessionState::Udp | SessionState::Free => CloseKind::UdpIdle,
         SessionState::Icmp => CloseKind::IcmpIdle,
+    }
+}
+
+/// Give a closed session's port back to the inventory that leased it; a retired inventory is dropped with
+/// its last lease.
+fn release(
+    alloc: &mut ShardAllocator,
+    retired: &mut Vec<Retired>,
+    current: u8,
+    s: &Session,
+    now: Timestamp,
+) {
+    let (lease, kind) = (lease_of(s), close_kind(s.state));
+    if s.generation == current {
+        alloc.release(&lease, kind, now);
+    } else if let Some(i) = retired.iter().position(|r| r.generation == s.generation) {
+        retired[i].alloc.release(&lease, kind, now);
+        if retired[i].alloc.live_leases() == 0 {
+            retired.swap_remove(i);
+        }
     }
 }
 

@@ -63,7 +63,7 @@ impl NatCore {
             self.counters.no_nat.bytes += len as u64;
             return self.forward_inside(buf, len, p.dst);
         }
-        if self.public_index(p.dst).is_none() {
+        if !self.is_snat_address(p.dst) {
             return Verdict::Drop(DropReason::NotForUs);
         }
         if p.frag == Fragment::Later {
@@ -85,7 +85,7 @@ impl NatCore {
             L4::IcmpOther => return Verdict::Drop(DropReason::IcmpUnsupportedType),
             L4::Opaque => return Verdict::Drop(DropReason::UnsupportedProtocol),
         };
-        match self.owners.owner(p.dst, proto, dport) {
+        match self.owner_of(p.dst, proto, dport) {
             None => return Verdict::Drop(DropReason::Unsolicited),
             Some(s) if s != self.shard => {
                 return Verdict::Handoff {
