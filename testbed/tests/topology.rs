@@ -57,6 +57,7 @@ fn kernel_nat_passes_tcp_udp_ping_and_icmp_errors_with_the_public_source() {
         TcpService::Http { body_len: 4096 },
     )
     .unwrap();
+    traffic::wait_for_tcp(topo.client(), http.local_addr(), T).unwrap();
     let resp = traffic::http_get(topo.client(), Some(c0), http.local_addr(), "/", T).unwrap();
     assert_eq!(resp.status, 200);
     assert_eq!(resp.body.len(), 4096);

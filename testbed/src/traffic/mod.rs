@@ -16,7 +16,9 @@ mod udp;
 use std::time::Duration;
 
 pub use ping::{parse_ping_summary, ping, PingReport};
-pub use tcp::{http_get, tcp_burst, tcp_request, HttpResponse, TcpBurst, TcpServer, TcpService};
+pub use tcp::{
+    http_get, tcp_burst, tcp_request, wait_for_tcp, HttpResponse, TcpBurst, TcpServer, TcpService,
+};
 pub use udp::{udp_burst, udp_exchange, UdpBurst, UdpEchoServer};
 
 use crate::error::{Result, TestbedError};

@@ -297,6 +297,34 @@ pub fn tcp_request(
     ns.run_in(|| exchange(connect(source, dest, timeout)?, request, dest))?
 }
 
+/// Waits until a TCP connection from namespace `ns` to `dest` succeeds — for example until
+/// the appliance's metrics endpoint (in the nat namespace) or a server is up — polling for
+/// at most `timeout`. The probe connection is closed at once.
+pub fn wait_for_tcp(ns: &Netns, dest: SocketAddrV4, timeout: Duration) -> Result<()> {
+    check_timeout(timeout)?;
+    ns.run_in(|| wait_for_tcp_here(dest, timeout))?
+}
+
+fn wait_for_tcp_here(dest: SocketAddrV4, timeout: Duration) -> Result<()> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let attempt = left
+            .min(Duration::from_millis(250))
+            .max(Duration::from_millis(1));
+        match TcpStream::connect_timeout(&dest.into(), attempt) {
+            Ok(_) => return Ok(()),
+            Err(e) if Instant::now() >= deadline => {
+                return Err(TestbedError::io(
+                    format!("tcp {dest} not reachable within {timeout:?}"),
+                    e,
+                ))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+}
+
 /// A parsed answer of [`http_get`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -402,6 +430,20 @@ mod tests {
             body: b,
         };
         assert_eq!(r.seen_peer(), Some(peer));
+    }
+
+    #[test]
+    fn wait_for_tcp_sees_a_listener_and_times_out_without_one() {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let Ok(SocketAddr::V4(addr)) = l.local_addr() else {
+            panic!("v4 expected")
+        };
+        wait_for_tcp_here(addr, Duration::from_secs(2)).unwrap();
+        drop(l);
+        let started = Instant::now();
+        let err = wait_for_tcp_here(addr, Duration::from_millis(200)).unwrap_err();
+        assert_eq!(err.io_kind(), Some(ErrorKind::ConnectionRefused), "{err}");
+        assert!(started.elapsed() < Duration::from_secs(2));
     }
 
     #[test]
