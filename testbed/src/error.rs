@@ -77,6 +77,9 @@ pub enum TestbedError {
         /// The underlying error.
         source: io::Error,
     },
+    /// The appliance under test did not start, or misbehaved (the message carries its output).
+    #[error("appliance: {0}")]
+    Appliance(String),
     /// A helper program's output did not have the expected shape.
     #[error("cannot parse output of `{program}`: {output:?}")]
     UnexpectedOutput {

@@ -37,8 +37,11 @@
 //! # }
 //! ```
 
+mod appliance;
 mod appliance_config;
+pub mod bench;
 mod cleanup;
+pub mod demo;
 mod error;
 mod names;
 mod netns;
@@ -49,6 +52,7 @@ mod spec;
 mod topology;
 pub mod traffic;
 
+pub use appliance::{Appliance, Metrics, METRICS_ADDR};
 pub use appliance_config::{appliance_config, ApplianceConfigOptions};
 pub use cleanup::{find_leftovers, remove_leftovers, LeftoverScope};
 pub use error::{Result, TestbedError};
