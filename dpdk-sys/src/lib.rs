@@ -9,7 +9,7 @@
 //! (`shim/natgw_shim.c`), which makes DPDK's `static inline` functions linkable
 //! (`natgw_eth_rx_burst`, `natgw_eth_tx_burst`, `natgw_pktmbuf_alloc`, `natgw_pktmbuf_free`,
 //! `natgw_pktmbuf_append`, `natgw_pktmbuf_mtod`, `natgw_errno`, ...) and exports the constants
-//! bindgen cannot evaluate ([`sys::natgw_constants`]). `rte_mbuf` and `rte_mempool` are opaque:
+//! bindgen cannot evaluate ([`sys::natgw_constants()`]). `rte_mbuf` and `rte_mempool` are opaque:
 //! the shim does every field access, so Rust never depends on their layout.
 //!
 //! Safety: everything in [`sys`] is a raw C function; the caller upholds DPDK's rules (EAL

@@ -24,6 +24,8 @@
 pub mod af_packet;
 pub mod af_xdp;
 pub mod buf;
+#[cfg(feature = "dpdk")]
+pub mod dpdk;
 pub mod memory;
 pub mod stats;
 pub mod steer;
@@ -90,6 +92,10 @@ pub enum Driver {
     /// An in-memory loopback: frames sent on queue `k` are received on queue `k` of the same
     /// port ([`memory`]; use [`memory::pair`] for two connected ports).
     Memory,
+    /// A DPDK poll-mode driver port ([`dpdk`]; needs the `dpdk` feature and
+    /// [`dpdk::init_eal`]).
+    #[cfg(feature = "dpdk")]
+    Dpdk,
 }
 
 /// How an AF_PACKET port spreads received frames over its RX queues (`PACKET_FANOUT` mode).
@@ -258,6 +264,8 @@ pub fn open(cfg: &PortConfig, queues: usize) -> Result<Port, PortError> {
         Driver::AfPacket => af_packet::open(cfg, queues),
         Driver::AfXdp => af_xdp::open(cfg, queues),
         Driver::Memory => Ok(memory::loopback(cfg, queues)),
+        #[cfg(feature = "dpdk")]
+        Driver::Dpdk => dpdk::open(cfg, queues),
     }
 }
 
