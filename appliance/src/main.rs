@@ -7,6 +7,7 @@ mod cli;
 mod clock;
 mod metrics;
 mod params;
+mod ports;
 mod rings;
 mod runtime;
 mod slowpath;

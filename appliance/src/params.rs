@@ -93,9 +93,12 @@ pub fn port_config(cfg: &Config, iface: &InterfaceConfig) -> anyhow::Result<Port
         Driver::AfPacket => port::Driver::AfPacket,
         Driver::AfXdp => port::Driver::AfXdp,
         Driver::Memory => port::Driver::Memory,
+        #[cfg(feature = "dpdk")]
+        Driver::Dpdk => port::Driver::Dpdk,
+        #[cfg(not(feature = "dpdk"))]
         Driver::Dpdk => anyhow::bail!(
-            "interface {}: driver \"dpdk\" is not built into this binary yet (the DPDK backend is its own \
-             issue); use \"af_packet\" or \"af_xdp\"",
+            "interface {}: driver \"dpdk\" needs an appliance built with the dpdk feature \
+             (cargo build --release -p appliance --features dpdk)",
             iface.device()
         ),
     };

@@ -4,6 +4,7 @@
 use crate::clock::Clock;
 use crate::metrics::{self, MetricsState};
 use crate::params;
+use crate::ports::Backends;
 use crate::rings::WorkerRings;
 use crate::slowpath::SlowPath;
 use crate::worker::{SideQueues, Worker};
@@ -12,7 +13,7 @@ use natgw_allocator::{Inventory, Ownership};
 use natgw_config::Config;
 use natgw_dataplane::nat::frag::FragSteer;
 use natgw_dataplane::nat::NatCore;
-use natgw_dataplane::port::{self, steer::SteerRule, FanoutMode};
+use natgw_dataplane::port::{steer::SteerRule, FanoutMode};
 use natgw_dataplane::wire::MacAddr;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -43,8 +44,13 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
         range_start: cfg.nat().port_range().0,
         block: u16::try_from(inventory.stats().block_size).unwrap_or(u16::MAX),
     });
-    let inside = port::open(&inside_pc, workers).context("opening the inside interface")?;
-    let outside = port::open(&outside_pc, workers).context("opening the outside interface")?;
+    let mut backends = Backends::start(&cfg)?;
+    let inside = backends
+        .open(cfg.inside().driver(), &inside_pc, workers)
+        .context("the inside interface")?;
+    let outside = backends
+        .open(cfg.outside().driver(), &outside_pc, workers)
+        .context("the outside interface")?;
     let inside_mac = cfg
         .inside()
         .mac()
@@ -178,6 +184,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     let mut final_state = m;
     final_state.inside_port = inside_stats.total();
     final_state.outside_port = outside_stats.total();
+    drop(inside_stats);
+    drop(outside_stats);
+    backends.shutdown();
     println!("# final counters");
     print!("{}", final_state.render());
     Ok(())
