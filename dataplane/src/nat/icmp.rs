@@ -130,6 +130,9 @@ impl NatCore {
         let Some(id) = self.sessions.lookup_out2in(&key) else {
             return Verdict::Drop(DropReason::IcmpErrorNoSession);
         };
+        if let Some(v) = self.out2in_ttl_expired(now, buf, p) {
+            return v;
+        }
         self.sessions.touch(id, now);
         let s = *self.sessions.get(id);
         if !rewrite_embedded(buf, p, Endpoint::Source, s.private_ip, s.private_port) {

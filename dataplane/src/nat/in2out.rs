@@ -327,7 +327,7 @@ impl NatCore {
         // The frame now looks as if it arrived from outside.
         let outside_mac = self.params.outside_mac;
         rewrite::set_macs(buf, outside_mac, outside_mac);
-        self.out2in_l3(now, buf, len)
+        self.out2in_l3(now, buf, len, false)
     }
 
     /// Send a translated frame to the internet gateway.

@@ -479,8 +479,9 @@ impl NatCore {
             .map(|id| *self.sessions.get(id))
     }
 
+    /// Index of a current SNAT address. The allocator's list is the truth: it is what leases come from.
     fn public_index(&self, ip: Ipv4Addr) -> Option<usize> {
-        self.params.public_ips.iter().position(|&p| p == ip)
+        self.alloc.public_ips().iter().position(|&p| p == ip)
     }
 
     fn static_public_of(&self, private: Ipv4Addr) -> Option<Ipv4Addr> {

@@ -23,34 +23,56 @@ impl NatCore {
         match parse::ethernet(&buf[..len], self.params.outside_mac) {
             Err(r) => Verdict::Drop(r),
             Ok(L2::Arp) => Verdict::Punt(Punt::Arp),
-            Ok(L2::Ipv4) => self.out2in_l3(now, buf, len),
+            Ok(L2::Ipv4) => self.out2in_l3(now, buf, len, true),
         }
     }
 
-    /// out2in from the IPv4 header on (also the second half of hairpinning).
-    pub(super) fn out2in_l3(&mut self, now: Timestamp, buf: &mut [u8], len: usize) -> Verdict {
-        let p = match parse::ipv4(&buf[..len]) {
+    /// A packet about to be forwarded inward with TTL 1: answered with time exceeded (once we know it
+    /// belongs to a flow or mapping, so that scans of unused ports are filtered, not answered).
+    pub(super) fn out2in_ttl_expired(
+        &mut self,
+        now: Timestamp,
+        buf: &mut [u8],
+        p: &Parsed,
+    ) -> Option<Verdict> {
+        if !p.hop || p.ttl > 1 {
+            return None;
+        }
+        let from = self.params.outside_ip;
+        let mac = self.params.outside_mac;
+        Some(self.icmp_reply(
+            now,
+            buf,
+            p,
+            (icmp_type::TIME_EXCEEDED, 0),
+            from,
+            Side::Outside,
+            mac,
+            DropReason::TtlExpired,
+        ))
+    }
+
+    /// out2in from the IPv4 header on; `hop` is false for the second half of hairpinning (the in2out half
+    /// already counted the hop).
+    pub(super) fn out2in_l3(
+        &mut self,
+        now: Timestamp,
+        buf: &mut [u8],
+        len: usize,
+        hop: bool,
+    ) -> Verdict {
+        let mut p = match parse::ipv4(&buf[..len]) {
             Ok(p) => p,
             Err(r) => return Verdict::Drop(r),
         };
+        p.hop = hop;
         if self.is_own_address(p.dst) {
             return Verdict::Punt(Punt::Local);
         }
-        if p.ttl <= 1 {
-            let from = self.params.outside_ip;
-            let mac = self.params.outside_mac;
-            return self.icmp_reply(
-                now,
-                buf,
-                &p,
-                (icmp_type::TIME_EXCEEDED, 0),
-                from,
-                Side::Outside,
-                mac,
-                DropReason::TtlExpired,
-            );
-        }
         if let Some(private) = self.static_private_of(p.dst) {
+            if let Some(v) = self.out2in_ttl_expired(now, buf, &p) {
+                return v;
+            }
             rewrite::ip_header(buf, &p, Endpoint::Destination, Some(private));
             rewrite::transport_addr_only(buf, &p, p.dst, private);
             self.counters.out2in.packets += 1;
@@ -58,6 +80,9 @@ impl NatCore {
             return self.forward_inside(buf, len, private);
         }
         if self.params.policy.is_no_nat(p.src) && self.params.policy.is_private(p.dst) {
+            if let Some(v) = self.out2in_ttl_expired(now, buf, &p) {
+                return v;
+            }
             rewrite::ip_header(buf, &p, Endpoint::Destination, None);
             self.counters.no_nat.packets += 1;
             self.counters.no_nat.bytes += len as u64;
@@ -105,6 +130,9 @@ impl NatCore {
         let Some(id) = self.sessions.lookup_out2in(&key) else {
             return Verdict::Drop(DropReason::Unsolicited);
         };
+        if let Some(v) = self.out2in_ttl_expired(now, buf, &p) {
+            return v;
+        }
         if proto == Protocol::Tcp {
             self.tcp_track(id, flags, Side::Outside, now);
         }
@@ -156,6 +184,9 @@ impl NatCore {
                 _ => Verdict::Drop(DropReason::FragmentOutOfOrder),
             };
         };
+        if let Some(v) = self.out2in_ttl_expired(now, buf, p) {
+            return v;
+        }
         rewrite::ip_header(buf, p, Endpoint::Destination, Some(private));
         self.counters.out2in.packets += 1;
         self.counters.out2in.bytes += len as u64;

@@ -109,6 +109,9 @@ pub struct Parsed {
     pub dst: Ipv4Addr,
     /// Time to live.
     pub ttl: u8,
+    /// Whether forwarding this packet is a hop (decrement the TTL, answer TTL expiry). False for the
+    /// second, out2in half of a hairpin, which is one hop in all.
+    pub hop: bool,
     /// IP identification (fragment reassembly key).
     pub ident: u16,
     /// Fragment position.
@@ -179,7 +182,12 @@ pub fn ipv4(frame: &[u8]) -> Result<Parsed, DropReason> {
                 }
             }
             IP_UDP => {
-                let u = UdpPacket::new_checked(l4_bytes).map_err(|_| DropReason::L4Truncated)?;
+                // A first fragment holds only the start of the datagram the UDP length describes.
+                let u = if frag == Fragment::First && l4_bytes.len() >= 8 {
+                    UdpPacket::new_unchecked(l4_bytes)
+                } else {
+                    UdpPacket::new_checked(l4_bytes).map_err(|_| DropReason::L4Truncated)?
+                };
                 L4::Udp {
                     sport: u.src_port(),
                     dport: u.dst_port(),
@@ -209,6 +217,7 @@ pub fn ipv4(frame: &[u8]) -> Result<Parsed, DropReason> {
         src: ip.src_addr(),
         dst: ip.dst_addr(),
         ttl: ip.ttl(),
+        hop: true,
         ident: ip.ident(),
         frag,
         l4,

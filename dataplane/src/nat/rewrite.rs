@@ -27,17 +27,20 @@ pub fn set_macs(frame: &mut [u8], src: MacAddr, dst: MacAddr) {
     eth.set_dst_addr(dst);
 }
 
-/// Rewrite one address of the IPv4 header (or none) and decrement the TTL, updating the header checksum.
-/// The caller has checked that the TTL is above 1.
+/// Rewrite one address of the IPv4 header (or none) and, when forwarding is a hop (`p.hop`), decrement the
+/// TTL, updating the header checksum. The caller has checked that the TTL is above 1.
 #[inline]
 pub fn ip_header(frame: &mut [u8], p: &Parsed, end: Endpoint, new_addr: Option<Ipv4Addr>) {
     let mut ip = Ipv4Packet::new_unchecked(&mut frame[p.ip_off..]);
     let mut sum = ip.checksum();
-    // TTL shares a 16-bit word with the protocol.
-    let old_word = (u16::from(p.ttl) << 8) | u16::from(p.proto);
-    let new_word = (u16::from(p.ttl - 1) << 8) | u16::from(p.proto);
-    sum = checksum::update_u16(sum, old_word, new_word);
-    ip.set_ttl(p.ttl - 1);
+    if p.hop {
+        // TTL shares a 16-bit word with the protocol.
+        let ttl = p.ttl.saturating_sub(1);
+        let old_word = (u16::from(p.ttl) << 8) | u16::from(p.proto);
+        let new_word = (u16::from(ttl) << 8) | u16::from(p.proto);
+        sum = checksum::update_u16(sum, old_word, new_word);
+        ip.set_ttl(ttl);
+    }
     if let Some(addr) = new_addr {
         match end {
             Endpoint::Source => {

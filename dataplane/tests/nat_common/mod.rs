@@ -792,7 +792,10 @@ pub fn assert_accounted(before: &Counters, after: &Counters, v: Verdict) {
         }
         Verdict::Forward { .. } => {
             assert_eq!((punts, handoffs), (0, 0), "{v:?}");
-            assert_eq!(drops, generated, "{v:?}: a forward counts a drop only with an ICMP error");
+            assert_eq!(
+                drops, generated,
+                "{v:?}: a forward counts a drop only with an ICMP error"
+            );
             let translated = (after.in2out.packets - before.in2out.packets)
                 + (after.out2in.packets - before.out2in.packets)
                 + (after.no_nat.packets - before.no_nat.packets);
