@@ -63,6 +63,9 @@ pub struct TopologySpec {
     pub servers: Vec<Ipv4Addr>,
     /// Offload setting for every veth.
     pub offloads: Offloads,
+    /// RX and TX queues of every veth (AF_XDP binds one socket per device queue, so an appliance with
+    /// N workers on `af_xdp` needs N).
+    pub queues: u16,
 }
 
 fn net(addr: [u8; 4], len: u8) -> Ipv4Net {
@@ -95,6 +98,7 @@ impl Default for TopologySpec {
                 Ipv4Addr::new(198, 51, 100, 11),
             ],
             offloads: Offloads::Off,
+            queues: 1,
         }
     }
 }

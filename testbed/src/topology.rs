@@ -158,16 +158,20 @@ impl Topology {
         let s = &self.spec;
         let mut b = vec![
             format!(
-                "link add {} type veth peer name {} netns {}",
+                "link add {} numtxqueues {q} numrxqueues {q} type veth peer name {} \
+                 numtxqueues {q} numrxqueues {q} netns {}",
                 s.inside_if,
                 s.client_if,
-                self.client.name()
+                self.client.name(),
+                q = s.queues.max(1),
             ),
             format!(
-                "link add {} type veth peer name {} netns {}",
+                "link add {} numtxqueues {q} numrxqueues {q} type veth peer name {} \
+                 numtxqueues {q} numrxqueues {q} netns {}",
                 s.outside_if,
                 s.inet_if,
-                self.inet.name()
+                self.inet.name(),
+                q = s.queues.max(1),
             ),
         ];
         match &self.mode {
