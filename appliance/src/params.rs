@@ -44,9 +44,18 @@ pub fn allocator_config(cfg: &Config, seed: u64) -> AllocatorConfig {
             tcp_half_open: t.tcp_halfopen_cooldown,
             udp: t.udp_cooldown,
         },
+        block_size: block_size(nat.ports_per_ip(), cfg.dataplane().workers()),
         seed,
         ..AllocatorConfig::default()
     }
+}
+
+/// Ports per block: 64, or smaller (a multiple of 8, at least 8) so that every worker starts with at least
+/// four blocks of each public IP even with a narrow port range — a worker without ports for an IP would
+/// fail every flow steered to it.
+pub fn block_size(ports_per_ip: u32, workers: usize) -> u16 {
+    let per_worker = ports_per_ip / (workers.max(1) as u32 * 4);
+    (per_worker / 8 * 8).clamp(8, 64) as u16
 }
 
 /// The NAT cores' parameters, given the interfaces' MAC addresses.

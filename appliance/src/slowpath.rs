@@ -272,17 +272,22 @@ impl SlowPath {
         }
     }
 
+    /// The addresses we answer ARP for on a side: our own, and outside every SNAT address (also those a
+    /// reload replaced, while flows may still use them) and every static public address.
     fn our_addresses(&self, side: Side) -> impl Iterator<Item = Ipv4Addr> + '_ {
-        let (own, publics, statics): (Ipv4Addr, &[Ipv4Addr], &[(Ipv4Addr, Ipv4Addr)]) = match side {
-            Side::Inside => (self.params.inside_ip, &[], &[]),
+        let none: &[Ipv4Addr] = &[];
+        let (own, publics, retired, statics): (_, _, _, &[(Ipv4Addr, Ipv4Addr)]) = match side {
+            Side::Inside => (self.params.inside_ip, none, none, &[]),
             Side::Outside => (
                 self.params.outside_ip,
-                &self.params.public_ips,
-                &self.params.statics,
+                &self.params.public_ips[..],
+                &self.retired_public[..],
+                &self.params.statics[..],
             ),
         };
         std::iter::once(own)
             .chain(publics.iter().copied())
+            .chain(retired.iter().copied())
             .chain(statics.iter().map(|s| s.1))
     }
 
