@@ -688,17 +688,20 @@ fn device_name(device: &str) -> &str {
     device.split(',').next().unwrap_or(device).trim()
 }
 
-/// The devargs to hot-plug `device` with: `net_af_packet` gets `qpairs` and `framecnt` unless
-/// the string sets them.
+/// The devargs to hot-plug `device` with: `net_af_packet` gets `qpairs` and `framecnt`, `net_af_xdp`
+/// gets `queue_count`, unless the string sets them.
 fn hotplug_devargs(device: &str, queues: usize, ring_frames: usize) -> String {
     let mut s = device.trim().to_string();
+    let has = |key: &str| {
+        device
+            .split(',')
+            .skip(1)
+            .any(|kv| kv.trim().starts_with(key))
+    };
+    if device_name(device).starts_with("net_af_xdp") && !has("queue_count=") {
+        s.push_str(&format!(",queue_count={queues}"));
+    }
     if device_name(device).starts_with("net_af_packet") {
-        let has = |key: &str| {
-            device
-                .split(',')
-                .skip(1)
-                .any(|kv| kv.trim().starts_with(key))
-        };
         if !has("qpairs=") {
             s.push_str(&format!(",qpairs={queues}"));
         }
@@ -1326,6 +1329,10 @@ mod tests {
             "net_af_packet0,iface=vta,qpairs=1,framecnt=4096"
         );
         assert_eq!(hotplug_devargs("net_ring3", 4, 4096), "net_ring3");
+        assert_eq!(
+            hotplug_devargs("net_af_xdp0,iface=x", 2, 4096),
+            "net_af_xdp0,iface=x,queue_count=2"
+        );
     }
 
     #[test]
