@@ -374,7 +374,6 @@ mod with_dpdk {
         testbed::report_skip(&testbed::SkipReason::new(
             "DPDK net_af_xdp with 2 queues needs a NIC with 2 combined channels; a veth reports 1",
         ));
-        let _ = basic_traffic;
     }
 
     /// The config rewrite only touches the two device lines and appends `[dpdk]`.
