@@ -4,15 +4,15 @@
 //! the slow path (EAL, device set-up). Everything lives behind the cargo feature `dpdk`: without
 //! it this crate is empty and its build script does nothing, so the default build needs no DPDK.
 //!
-//! With `dpdk`, [`sys`] holds bindgen's declarations for an allowlist of `rte_eal.h`,
+//! With `dpdk`, `sys` holds bindgen's declarations for an allowlist of `rte_eal.h`,
 //! `rte_ethdev.h`, `rte_mbuf.h`, `rte_mempool.h` and `rte_dev.h`, plus our C shim
 //! (`shim/natgw_shim.c`), which makes DPDK's `static inline` functions linkable
 //! (`natgw_eth_rx_burst`, `natgw_eth_tx_burst`, `natgw_pktmbuf_alloc`, `natgw_pktmbuf_free`,
 //! `natgw_pktmbuf_append`, `natgw_pktmbuf_mtod`, `natgw_errno`, ...) and exports the constants
-//! bindgen cannot evaluate ([`sys::natgw_constants()`]). `rte_mbuf` and `rte_mempool` are opaque:
+//! bindgen cannot evaluate (`sys::natgw_constants()`). `rte_mbuf` and `rte_mempool` are opaque:
 //! the shim does every field access, so Rust never depends on their layout.
 //!
-//! Safety: everything in [`sys`] is a raw C function; the caller upholds DPDK's rules (EAL
+//! Safety: everything in `sys` is a raw C function; the caller upholds DPDK's rules (EAL
 //! initialised once, a queue used by one thread at a time, mbufs freed exactly once).
 
 /// Whether this build carries the DPDK binding (the `dpdk` feature).
