@@ -117,10 +117,21 @@ fn down_removes_what_a_killed_up_left() {
 }
 
 #[test]
-fn demo_and_bench_are_not_there_yet() {
-    for sub in ["demo", "bench"] {
-        let out = Command::new(BIN).args([sub, "--quick"]).output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{sub}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains("appliance runtime"));
-    }
+fn demo_refuses_a_missing_config_before_building_anything() {
+    let out = Command::new(BIN)
+        .args(["demo", "--config", "/nonexistent/natgw.toml"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("/nonexistent/natgw.toml") || err.contains("root"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bench_rejects_unknown_arguments() {
+    let out = Command::new(BIN).args(["bench", "--no-such-flag"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
 }
