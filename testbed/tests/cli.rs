@@ -132,6 +132,9 @@ fn demo_refuses_a_missing_config_before_building_anything() {
 
 #[test]
 fn bench_rejects_unknown_arguments() {
-    let out = Command::new(BIN).args(["bench", "--no-such-flag"]).output().unwrap();
+    let out = Command::new(BIN)
+        .args(["bench", "--no-such-flag"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }

@@ -90,7 +90,11 @@ pub fn sink_ruleset(inet_if: &str) -> String {
 pub fn build(mode: Mode, hosts: usize, rps_cpus: usize) -> Result<Topology> {
     let spec = spec_for(hosts);
     let topo = match mode {
-        Mode::Appliance => Topology::new(spec)?,
+        // One veth queue per worker: AF_XDP binds a socket per device queue (harmless elsewhere).
+        Mode::Appliance => Topology::new(TopologySpec {
+            queues: rps_cpus.clamp(1, 64) as u16,
+            ..spec
+        })?,
         Mode::Kernel => {
             let topo = Topology::kernel_nat(
                 spec,
@@ -135,6 +139,15 @@ pub struct ApplianceKnobs {
     pub max_sessions: u64,
 }
 
+/// The `device` of an interface: the veth itself, or for DPDK a `net_af_packet` virtual device on it.
+fn device(driver: &str, index: u8, ifname: &str) -> String {
+    if driver == "dpdk" {
+        format!("net_af_packet{index},iface={ifname},framecnt=4096")
+    } else {
+        ifname.to_owned()
+    }
+}
+
 /// The appliance config (DESIGN §4) for a bench topology.
 pub fn appliance_config(spec: &TopologySpec, k: &ApplianceKnobs) -> String {
     let publics: Vec<String> = spec
@@ -176,15 +189,22 @@ pub fn appliance_config(spec: &TopologySpec, k: &ApplianceKnobs) -> String {
          max_per_destination = 64512\n\
          \n\
          [metrics]\n\
-         listen = \"{metrics}\"\n",
+         listen = \"{metrics}\"\n\
+         {dpdk}",
         workers = k.workers,
         burst = k.burst,
         rx_ring = k.rx_ring,
         tx_ring = k.tx_ring,
         driver = k.driver,
-        inside = spec.inside_if,
+        dpdk = if k.driver == "dpdk" {
+            "\n[dpdk]\neal_args = [\"--no-huge\", \"--no-pci\", \"-m\", \"256\", \"--no-shconf\", \
+             \"--no-telemetry\", \"-l\", \"0\"]\nmbufs = 16384\n"
+        } else {
+            ""
+        },
+        inside = device(k.driver, 0, &spec.inside_if.to_string()),
         inside_addr = spec.inside_gateway,
-        outside = spec.outside_if,
+        outside = device(k.driver, 1, &spec.outside_if.to_string()),
         outside_addr = spec.outside_addr,
         gateway = spec.inet_gateway.addr(),
         publics = publics.join(", "),
