@@ -68,6 +68,12 @@ pub struct MetricsState {
     pub inside_port: PortStats,
     /// Outside port counters.
     pub outside_port: PortStats,
+    /// Inside port counters per queue (worker).
+    pub inside_queues: Vec<PortStats>,
+    /// Outside port counters per queue (worker).
+    pub outside_queues: Vec<PortStats>,
+    /// Link state by side, where the backend reports one (DPDK): (side, up, speed in Mbit/s).
+    pub links: Vec<(&'static str, bool, u32)>,
 }
 
 fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
@@ -282,6 +288,50 @@ impl MetricsState {
                 "natgw_port_packets_total{{side=\"{side}\",dir=\"tx_dropped\"}} {}",
                 p.tx_dropped
             );
+        }
+        metric(
+            &mut o,
+            "queue_packets_total",
+            "counter",
+            "Frames through each queue (one per worker), by side and direction.",
+        );
+        for (side, queues) in [
+            ("inside", &self.inside_queues),
+            ("outside", &self.outside_queues),
+        ] {
+            for (q, p) in queues.iter().enumerate() {
+                for (dir, v) in [
+                    ("rx", p.rx_packets),
+                    ("tx", p.tx_packets),
+                    ("rx_dropped", p.rx_dropped),
+                    ("tx_dropped", p.tx_dropped),
+                ] {
+                    let _ = writeln!(
+                        o,
+                        "natgw_queue_packets_total{{side=\"{side}\",queue=\"{q}\",dir=\"{dir}\"}} {v}"
+                    );
+                }
+            }
+        }
+        if !self.links.is_empty() {
+            metric(
+                &mut o,
+                "link_up",
+                "gauge",
+                "1 when the interface's link is up (DPDK ports).",
+            );
+            for (side, up, _) in &self.links {
+                let _ = writeln!(o, "natgw_link_up{{side=\"{side}\"}} {}", u8::from(*up));
+            }
+            metric(
+                &mut o,
+                "link_speed_mbps",
+                "gauge",
+                "Link speed in Mbit/s (DPDK ports).",
+            );
+            for (side, _, speed) in &self.links {
+                let _ = writeln!(o, "natgw_link_speed_mbps{{side=\"{side}\"}} {speed}");
+            }
         }
         o
     }

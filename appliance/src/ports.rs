@@ -12,6 +12,9 @@ pub struct Backends {
     pool: Option<std::sync::Arc<port::dpdk::MbufPool>>,
     #[cfg(feature = "dpdk")]
     controls: Vec<port::dpdk::DpdkControl>,
+    /// Which side each DPDK control belongs to.
+    #[cfg(feature = "dpdk")]
+    sides: Vec<&'static str>,
 }
 
 impl Backends {
@@ -26,6 +29,7 @@ impl Backends {
             return Ok(Backends {
                 pool: Some(pool),
                 controls: Vec::new(),
+                sides: Vec::new(),
             });
         }
         #[cfg(not(feature = "dpdk"))]
@@ -38,8 +42,14 @@ impl Backends {
         Ok(Backends::default())
     }
 
-    /// Open one interface with `queues` queues.
-    pub fn open(&mut self, driver: Driver, pc: &PortConfig, queues: usize) -> anyhow::Result<Port> {
+    /// Open one interface (`side` names it in metrics) with `queues` queues.
+    pub fn open(
+        &mut self,
+        side: &'static str,
+        driver: Driver,
+        pc: &PortConfig,
+        queues: usize,
+    ) -> anyhow::Result<Port> {
         #[cfg(feature = "dpdk")]
         if driver == Driver::Dpdk {
             let opts = port::dpdk::DpdkOptions {
@@ -50,10 +60,26 @@ impl Backends {
                 .with_context(|| format!("opening DPDK device {}", pc.device))?;
             log::info!("{}: link {}", pc.device, p.control.link());
             self.controls.push(p.control);
+            self.sides.push(side);
             return Ok(p.port);
         }
-        let _ = driver;
+        let _ = (driver, side);
         port::open(pc, queues).with_context(|| format!("opening {}", pc.device))
+    }
+
+    /// Link state of the ports whose backend reports one (DPDK), in the order they were opened.
+    pub fn links(&self) -> Vec<(&'static str, bool, u32)> {
+        #[cfg(feature = "dpdk")]
+        {
+            let links = self.controls.iter().map(|c| c.link());
+            self.sides
+                .iter()
+                .zip(links)
+                .map(|(s, l)| (*s, l.up, l.speed_mbps))
+                .collect()
+        }
+        #[cfg(not(feature = "dpdk"))]
+        Vec::new()
     }
 
     /// Close what is left once the workers (and their queues) are gone.

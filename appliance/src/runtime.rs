@@ -46,10 +46,10 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
     });
     let mut backends = Backends::start(&cfg)?;
     let inside = backends
-        .open(cfg.inside().driver(), &inside_pc, workers)
+        .open("inside", cfg.inside().driver(), &inside_pc, workers)
         .context("the inside interface")?;
     let outside = backends
-        .open(cfg.outside().driver(), &outside_pc, workers)
+        .open("outside", cfg.outside().driver(), &outside_pc, workers)
         .context("the outside interface")?;
     let inside_mac = cfg
         .inside()
@@ -159,6 +159,9 @@ pub fn run(path: &Path) -> anyhow::Result<()> {
             if let Ok(mut m) = state.lock() {
                 m.inside_port = inside_stats.total();
                 m.outside_port = outside_stats.total();
+                m.inside_queues = inside_stats.per_queue();
+                m.outside_queues = outside_stats.per_queue();
+                m.links = backends.links();
             }
         }
         if !busy {

@@ -286,6 +286,30 @@ mod with_dpdk {
                 );
             }
         }
+        // Link state and per-queue counters of the DPDK ports are in the metrics.
+        for side in ["inside", "outside"] {
+            assert_eq!(
+                m.value("natgw_link_up", &[("side", side)]),
+                1.0,
+                "{side}:\n{}",
+                m.text
+            );
+            let per_queue: f64 = (0..workers)
+                .map(|q| {
+                    let q = q.to_string();
+                    m.value(
+                        "natgw_queue_packets_total",
+                        &[("side", side), ("queue", &q), ("dir", "rx")],
+                    )
+                })
+                .sum();
+            assert_eq!(
+                per_queue,
+                port_packets(&m, side, "rx"),
+                "{side} per-queue rx:\n{}",
+                m.text
+            );
+        }
 
         // Unsolicited inbound UDP and TCP to every public IP: dropped, counted, and nothing
         // reaches the client side.
