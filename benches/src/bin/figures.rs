@@ -105,7 +105,7 @@ fn main() -> ExitCode {
     let rep = Reporter::new(opts.quick);
     let t0 = Instant::now();
     type Section = fn(&Opts, &Reporter) -> anyhow::Result<()>;
-    let sections: [(&str, Section); 8] = [
+    let sections: [(&str, Section); 9] = [
         ("established_4k", established_4k),
         ("established_64k", established_64k),
         ("established", established),
@@ -114,6 +114,7 @@ fn main() -> ExitCode {
         ("new_flows_16m", new_flows_16m),
         ("alloc", alloc),
         ("handoff", handoff),
+        ("dpdk", dpdk_ceiling),
     ];
     for (name, f) in sections {
         if !opts.wants(name) {
@@ -718,5 +719,29 @@ fn handoff(o: &Opts, rep: &Reporter) -> anyhow::Result<()> {
                "naive_rss_outside_handoff_fraction": naive_handoffs as f64 / replies,
                "sessions_per_shard": [cores[0].session_count(), cores[1].session_count()]}),
     );
+    Ok(())
+}
+
+/// `dpdk_vs_testpmd_ratio`: the appliance's fast path on its DPDK backend over `net_null` against
+/// `dpdk-testpmd` io forwarding, in one run. DPDK's EAL starts once per process, so the `dpdk_ceiling`
+/// program (built beside this one with `--features dpdk`) measures it and its lines are passed through.
+fn dpdk_ceiling(opts: &Opts, _rep: &Reporter) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?.with_file_name("dpdk_ceiling");
+    if !cfg!(feature = "dpdk") || !exe.is_file() {
+        eprintln!(
+            "figures: dpdk_vs_testpmd_ratio not measured: build with the dpdk feature \
+             (cargo run --release -p benches --features dpdk --bin figures)"
+        );
+        return Ok(());
+    }
+    let mut cmd = std::process::Command::new(&exe);
+    if opts.quick {
+        cmd.arg("--quick");
+    }
+    let out = cmd.stderr(std::process::Stdio::inherit()).output()?;
+    print!("{}", String::from_utf8_lossy(&out.stdout));
+    if !out.status.success() {
+        eprintln!("figures: {} exited with {}", exe.display(), out.status);
+    }
     Ok(())
 }
