@@ -44,10 +44,10 @@ mod with_dpdk {
     use std::time::{Duration, Instant};
 
     use crate::e2e_common::{
-        config, connect_from, public_ips, udp_socket, Appliance, Capture, Metrics, IO_TIMEOUT,
-        QUIET,
+        config, connect_from, public_ips, tcp_and_udp_from_every_client, udp_socket, Appliance,
+        Capture, Metrics, IO_TIMEOUT, QUIET,
     };
-    use testbed::traffic::{http_get, ping, udp_exchange, TcpServer, TcpService, UdpEchoServer};
+    use testbed::traffic::{ping, udp_exchange, TcpServer, TcpService, UdpEchoServer};
     use testbed::{Topology, TopologySpec};
 
     /// HTTP body length: several segments per answer.
@@ -175,58 +175,8 @@ mod with_dpdk {
             app.stderr()
         );
 
-        // TCP: HTTP from every private address; the answer names the peer the server saw.
-        for &client in &clients {
-            for _ in 0..GETS_PER_CLIENT {
-                let r = http_get(
-                    topo.client(),
-                    Some(client),
-                    http.local_addr(),
-                    "/",
-                    IO_TIMEOUT,
-                )
-                .unwrap_or_else(|e| panic!("HTTP GET from {client}: {e}"));
-                assert_eq!(r.status, 200, "HTTP status for {client}");
-                assert_eq!(r.body.len(), BODY, "HTTP body length for {client}");
-                let seen = r.seen_peer().expect("the server names the peer it saw");
-                assert!(
-                    public.contains(seen.ip()),
-                    "client {client}: the server saw {seen}, not one of the public IPs {public:?}"
-                );
-                assert!(seen.port() >= 1024, "SNAT port {} below 1024", seen.port());
-            }
-        }
-        assert_eq!(http.connections(), clients.len() * GETS_PER_CLIENT);
-        for peer in http.peers() {
-            assert!(
-                public.contains(peer.ip()),
-                "the HTTP server saw {peer}: not a public IP of {public:?}"
-            );
-        }
-
-        // UDP request/response from every private address.
-        for &client in &clients {
-            let payload = format!("hello from {client}");
-            let answer = udp_exchange(
-                topo.client(),
-                Some(SocketAddrV4::new(client, 0)),
-                echo.local_addr(),
-                payload.as_bytes(),
-                IO_TIMEOUT,
-            )
-            .unwrap_or_else(|e| panic!("UDP exchange from {client}: {e}"));
-            assert_eq!(answer, payload.as_bytes(), "UDP echo for {client}");
-        }
-        assert!(echo.datagrams() >= clients.len());
-        for src in echo.sources() {
-            assert!(
-                public.contains(src.ip()),
-                "the UDP server saw {src}: not a public IP of {public:?}"
-            );
-        }
-
-        let tcp_flows = (clients.len() * GETS_PER_CLIENT) as f64;
-        let udp_flows = clients.len() as f64;
+        let (tcp_flows, udp_flows) =
+            tcp_and_udp_from_every_client(&topo, &http, &echo, &public, GETS_PER_CLIENT, BODY);
         let m = app.wait_metrics("the sessions counted", Duration::from_secs(3), |m| {
             m.sessions_created("tcp") >= tcp_flows && m.sessions_created("udp") >= udp_flows
         });

@@ -29,6 +29,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, Socket, Type};
+use testbed::traffic::{http_get, udp_exchange, TcpServer, UdpEchoServer};
 use testbed::{ApplianceConfigOptions, ChildGuard, Netns, Signal, SkipReason, Topology};
 
 /// Where the appliance's metrics endpoint listens, inside the nat namespace.
@@ -761,6 +762,71 @@ pub fn whoami(socket: &UdpSocket, server: SocketAddrV4) -> io::Result<SocketAddr
 /// The public addresses in the topology's spec.
 pub fn public_ips(topo: &Topology) -> Vec<Ipv4Addr> {
     topo.spec().public_ips.clone()
+}
+
+/// HTTP (`gets` requests of `body` bytes each) and a UDP exchange from every private address, through
+/// the NAT: every answer is complete and both servers saw only public IPs. Returns the TCP and UDP flow
+/// counts for the session counters.
+pub fn tcp_and_udp_from_every_client(
+    topo: &Topology,
+    http: &TcpServer,
+    echo: &UdpEchoServer,
+    public: &[Ipv4Addr],
+    gets: usize,
+    body: usize,
+) -> (f64, f64) {
+    let clients = topo.client_addrs().to_vec();
+    // TCP: HTTP from every private address; the answer names the peer the server saw.
+    for &client in &clients {
+        for _ in 0..gets {
+            let r = http_get(
+                topo.client(),
+                Some(client),
+                http.local_addr(),
+                "/",
+                IO_TIMEOUT,
+            )
+            .unwrap_or_else(|e| panic!("HTTP GET from {client}: {e}"));
+            assert_eq!(r.status, 200, "HTTP status for {client}");
+            assert_eq!(r.body.len(), body, "HTTP body length for {client}");
+            let seen = r.seen_peer().expect("the server names the peer it saw");
+            assert!(
+                public.contains(seen.ip()),
+                "client {client}: the server saw {seen}, not one of the public IPs {public:?}"
+            );
+            assert!(seen.port() >= 1024, "SNAT port {} below 1024", seen.port());
+        }
+    }
+    assert_eq!(http.connections(), clients.len() * gets);
+    for peer in http.peers() {
+        assert!(
+            public.contains(peer.ip()),
+            "the HTTP server saw {peer}: not a public IP of {public:?}"
+        );
+    }
+
+    // UDP request/response from every private address.
+    for &client in &clients {
+        let payload = format!("hello from {client}");
+        let answer = udp_exchange(
+            topo.client(),
+            Some(SocketAddrV4::new(client, 0)),
+            echo.local_addr(),
+            payload.as_bytes(),
+            IO_TIMEOUT,
+        )
+        .unwrap_or_else(|e| panic!("UDP exchange from {client}: {e}"));
+        assert_eq!(answer, payload.as_bytes(), "UDP echo for {client}");
+    }
+    assert!(echo.datagrams() >= clients.len());
+    for src in echo.sources() {
+        assert!(
+            public.contains(src.ip()),
+            "the UDP server saw {src}: not a public IP of {public:?}"
+        );
+    }
+
+    ((clients.len() * gets) as f64, clients.len() as f64)
 }
 
 #[cfg(test)]
