@@ -76,6 +76,40 @@ impl Appliance {
             .find(|p| p.is_file())
     }
 
+    /// [`Appliance::find_binary`], or else build the appliance with the profile this program was built
+    /// with (`cargo build [--release] -p appliance` in this workspace) and return its path.
+    pub fn find_or_build() -> Result<PathBuf> {
+        if let Some(p) = Appliance::find_binary() {
+            return Ok(p);
+        }
+        let release = std::env::current_exe()
+            .ok()
+            .and_then(|e| e.parent().map(|d| d.ends_with("release")))
+            .unwrap_or(false);
+        eprintln!(
+            "building the appliance (cargo build{} -p appliance)",
+            if release { " --release" } else { "" }
+        );
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = std::process::Command::new(&cargo);
+        cmd.current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .args(["build", "-p", "appliance"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd
+            .status()
+            .map_err(|e| TestbedError::io("running cargo to build the appliance", e))?;
+        if !status.success() {
+            return Err(TestbedError::Appliance(format!(
+                "building the appliance failed ({status})"
+            )));
+        }
+        Appliance::find_binary().ok_or_else(|| {
+            TestbedError::Appliance("the appliance was built but is not beside testbed".into())
+        })
+    }
+
     /// Write `config` into `workdir`, start `binary --config FILE` in the nat namespace of `topo`, and wait
     /// (at most `timeout`) until it reports its data path available.
     pub fn start(

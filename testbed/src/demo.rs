@@ -74,10 +74,7 @@ pub fn run(args: &DemoArgs) -> anyhow::Result<ExitCode> {
     }
     let binary = match &args.appliance {
         Some(p) => p.clone(),
-        None => match Appliance::find_binary() {
-            Some(p) => p,
-            None => build_appliance()?,
-        },
+        None => Appliance::find_or_build()?,
     };
     let config = std::fs::read_to_string(&args.config)
         .with_context(|| format!("reading {}", args.config.display()))?;
@@ -336,30 +333,6 @@ fn drive(
         join(&http.peer_ips().union(&udp.source_ips()).copied().collect())
     );
     Ok(())
-}
-
-/// Build the appliance with the profile this program was built with, and return its path.
-fn build_appliance() -> anyhow::Result<PathBuf> {
-    let release = std::env::current_exe()?
-        .parent()
-        .is_some_and(|d| d.ends_with("release"));
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    println!(
-        "building the appliance (cargo build{} -p appliance)",
-        if release { " --release" } else { "" }
-    );
-    let mut cmd =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace)
-        .args(["build", "-p", "appliance"]);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .status()
-        .context("running cargo to build the appliance")?;
-    anyhow::ensure!(status.success(), "building the appliance failed ({status})");
-    Appliance::find_binary().context("the appliance was built but is not beside testbed")
 }
 
 fn join(set: &BTreeSet<Ipv4Addr>) -> String {

@@ -623,30 +623,6 @@ fn measure_tcp(
     })
 }
 
-/// Build the appliance with the profile this program was built with, and return its path.
-fn build_appliance() -> anyhow::Result<PathBuf> {
-    let release = std::env::current_exe()?
-        .parent()
-        .is_some_and(|d| d.ends_with("release"));
-    let workspace = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    eprintln!(
-        "building the appliance (cargo build{} -p appliance)",
-        if release { " --release" } else { "" }
-    );
-    let mut cmd =
-        std::process::Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-    cmd.current_dir(workspace)
-        .args(["build", "-p", "appliance"]);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd
-        .status()
-        .context("running cargo to build the appliance")?;
-    anyhow::ensure!(status.success(), "building the appliance failed ({status})");
-    Appliance::find_binary().context("the appliance was built but is not beside testbed")
-}
-
 /// Run the benchmark.
 pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let shutdown = Shutdown::install()?;
@@ -676,10 +652,7 @@ pub fn run(args: &BenchArgs) -> anyhow::Result<ExitCode> {
     let binary = if plan.modes.contains(&Mode::Appliance) {
         Some(match &args.appliance {
             Some(p) => p.clone(),
-            None => match Appliance::find_binary() {
-                Some(p) => p,
-                None => build_appliance()?,
-            },
+            None => Appliance::find_or_build()?,
         })
     } else {
         None
