@@ -26,7 +26,14 @@ pub(super) const RST: u8 = 0x04;
 pub(super) const ACK: u8 = 0x10;
 
 impl NatCore {
-    pub(super) fn in2out(&mut self, now: Timestamp, buf: &mut [u8], len: usize) -> Verdict {
+    /// `hint`: the session the frame most likely belongs to (checked before use), from a staged burst.
+    pub(super) fn in2out(
+        &mut self,
+        now: Timestamp,
+        buf: &mut [u8],
+        len: usize,
+        hint: Option<SessionId>,
+    ) -> Verdict {
         match parse::ethernet(&buf[..len], self.params.inside_mac) {
             Err(r) => return Verdict::Drop(r),
             Ok(L2::Arp) => return Verdict::Punt(Punt::Arp),
@@ -104,7 +111,7 @@ impl NatCore {
             remote_ip: p.dst,
             remote_port: dport,
         };
-        let id = match self.sessions.lookup_in2out(&key) {
+        let id = match self.sessions.lookup_in2out_hinted(&key, hint) {
             Some(id) => id,
             None => match self.new_flow(now, buf, &p, &key, flags) {
                 Ok(id) => id,
@@ -116,8 +123,7 @@ impl NatCore {
         }
         self.sessions.touch(id, now);
         let s = *self.sessions.get(id);
-        rewrite::ip_header(buf, &p, Endpoint::Source, Some(s.public_ip));
-        rewrite::transport(buf, &p, Endpoint::Source, p.src, s.public_ip, s.public_port);
+        rewrite::translate(buf, &p, Endpoint::Source, s.public_ip, s.public_port);
         if p.frag == Fragment::First {
             let fk = FragKey {
                 src: p.src,
@@ -188,7 +194,8 @@ impl NatCore {
         match self.sessions.insert(session, now, deadline) {
             Ok(id) => {
                 self.counters.sessions_created[key.proto as usize] += 1;
-                self.neighbors.learn(p.src, p.src_mac);
+                // The session's host is `p.src`: remember where its MAC sits, for the return traffic.
+                self.sessions.get_mut(id).neighbor = self.neighbors.learn(p.src, p.src_mac);
                 Ok(id)
             }
             Err(_) => {
@@ -327,7 +334,7 @@ impl NatCore {
         // The frame now looks as if it arrived from outside.
         let outside_mac = self.params.outside_mac;
         rewrite::set_macs(buf, outside_mac, outside_mac);
-        self.out2in_l3(now, buf, len, false)
+        self.out2in_l3(now, buf, len, false, None)
     }
 
     /// Send a translated frame to the internet gateway.
@@ -351,7 +358,9 @@ impl NatCore {
         }
     }
 
+    #[inline]
     pub(super) fn is_public(&self, ip: Ipv4Addr) -> bool {
-        self.is_snat_address(ip) || self.static_private_of(ip).is_some()
+        self.public_filter.may_contain(ip)
+            && (self.is_snat_address(ip) || self.static_private_of(ip).is_some())
     }
 }

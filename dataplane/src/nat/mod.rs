@@ -12,11 +12,13 @@
 //! packet belongs to the shard that owns its public port ([`natgw_allocator::OwnerMap`]). A frame that
 //! arrives on the wrong shard gets [`Verdict::Handoff`] before anything in it is changed.
 
+mod burst;
 pub mod counters;
 pub mod flow;
 pub mod frag;
 mod icmp;
 mod in2out;
+mod index;
 mod out2in;
 pub mod parse;
 pub mod policy;
@@ -32,7 +34,7 @@ use natgw_config::Protocol;
 use policy::Policy;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
-use session::{Session, SessionState, SessionTable};
+use session::{Session, SessionId, SessionState, SessionTable};
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
@@ -150,8 +152,15 @@ pub struct CoreParams {
 }
 
 /// Inside neighbours: host (or inside router) address → MAC, learned from frames and from ARP.
+///
+/// The entries sit in an array that only grows (up to the preallocated capacity) and whose entries are
+/// never reused for another address, so a position handed out by [`Neighbors::learn`] names the same host
+/// for the life of the core: sessions keep it ([`Session::neighbor`]) and reach their host's MAC without a
+/// hash lookup. The entry also holds the address, so a position that does not belong to the host asked
+/// about is never trusted.
 struct Neighbors {
-    index: HashMap<Ipv4Addr, MacAddr>,
+    index: HashMap<Ipv4Addr, u32>,
+    entries: Vec<(Ipv4Addr, MacAddr)>,
     capacity: usize,
 }
 
@@ -159,23 +168,70 @@ impl Neighbors {
     fn new(capacity: usize) -> Self {
         Neighbors {
             index: HashMap::with_capacity(capacity),
+            entries: Vec::with_capacity(capacity),
             capacity,
         }
     }
 
     #[inline]
     fn get(&self, ip: Ipv4Addr) -> Option<MacAddr> {
-        self.index.get(&ip).copied()
+        self.index.get(&ip).map(|&i| self.entries[i as usize].1)
     }
 
-    /// Learn or refresh a mapping; never grows past the preallocated capacity.
+    /// The MAC of `ip` at a position [`Neighbors::learn`] returned for it (`NO_NEIGHBOR`, or a position
+    /// holding another address: `None`).
     #[inline]
-    fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) {
-        if let Some(m) = self.index.get_mut(&ip) {
-            *m = mac;
-        } else if self.index.len() < self.capacity {
-            self.index.insert(ip, mac);
+    fn at(&self, pos: u16, ip: Ipv4Addr) -> Option<MacAddr> {
+        if pos == session::NO_NEIGHBOR {
+            return None;
         }
+        match self.entries.get(usize::from(pos)) {
+            Some(&(a, mac)) if a == ip => Some(mac),
+            _ => None,
+        }
+    }
+
+    /// Learn or refresh a mapping; never grows past the preallocated capacity. Returns the entry's
+    /// position when it fits a session's `u16` field.
+    #[inline]
+    fn learn(&mut self, ip: Ipv4Addr, mac: MacAddr) -> u16 {
+        let pos = if let Some(&i) = self.index.get(&ip) {
+            self.entries[i as usize].1 = mac;
+            i
+        } else if self.entries.len() < self.capacity {
+            let i = self.entries.len() as u32;
+            self.entries.push((ip, mac));
+            self.index.insert(ip, i);
+            i
+        } else {
+            return session::NO_NEIGHBOR;
+        };
+        u16::try_from(pos).unwrap_or(session::NO_NEIGHBOR)
+    }
+}
+
+/// A superset of the addresses that are ours on the public side (the SNAT addresses of every inventory in
+/// use, the static 1:1 public addresses): a 256-bit filter on a hash of the address, so that in2out can
+/// tell in a few instructions that a destination is none of them (the common case) before the exact
+/// scans that hairpinning needs. Rebuilt whenever those lists change; stale entries only cost a scan.
+#[derive(Clone, Copy, Debug, Default)]
+struct AddrFilter([u64; 4]);
+
+impl AddrFilter {
+    #[inline(always)]
+    fn bit(ip: Ipv4Addr) -> usize {
+        (u32::from(ip).wrapping_mul(0x9E37_79B1) >> 24) as usize
+    }
+
+    fn insert(&mut self, ip: Ipv4Addr) {
+        let b = Self::bit(ip);
+        self.0[b >> 6] |= 1 << (b & 63);
+    }
+
+    #[inline(always)]
+    fn may_contain(&self, ip: Ipv4Addr) -> bool {
+        let b = Self::bit(ip);
+        (self.0[b >> 6] >> (b & 63)) & 1 != 0
     }
 }
 
@@ -253,6 +309,8 @@ pub struct NatCore {
     rng: SmallRng,
     counters: Counters,
     icmp_limit: RateLimit,
+    /// Addresses that may be ours on the public side (see [`AddrFilter`]).
+    public_filter: AddrFilter,
 }
 
 impl NatCore {
@@ -269,7 +327,7 @@ impl NatCore {
         let shard = alloc.id();
         let mut rng = SmallRng::seed_from_u64(seed);
         let table_seed = rand::RngCore::next_u64(&mut rng);
-        NatCore {
+        let mut core = NatCore {
             shard,
             sessions: SessionTable::with_capacity(params.max_sessions, table_seed, now),
             neighbors: Neighbors::new(params.max_neighbors as usize),
@@ -287,7 +345,10 @@ impl NatCore {
                 tokens: ICMP_RATE / 10,
                 last_ms: session::clock_ms(now),
             },
-        }
+            public_filter: AddrFilter::default(),
+        };
+        core.rebuild_public_filter();
+        core
     }
 
     /// This core's shard.
@@ -337,7 +398,7 @@ impl NatCore {
 
     /// An inside neighbour's MAC, resolved by the slow path.
     pub fn learn_neighbor(&mut self, ip: Ipv4Addr, mac: MacAddr) {
-        self.neighbors.learn(ip, mac);
+        let _ = self.neighbors.learn(ip, mac);
     }
 
     /// Apply new parameters (a reloaded config): new flows use them, existing sessions keep their
@@ -346,6 +407,18 @@ impl NatCore {
         let keep = self.params.max_sessions;
         self.params = params;
         self.params.max_sessions = keep;
+        self.rebuild_public_filter();
+    }
+
+    /// Recompute [`NatCore::public_filter`] from the inventories in use and the static mappings.
+    fn rebuild_public_filter(&mut self) {
+        let mut f = AddrFilter::default();
+        let retired = self.retired.iter().map(|r| r.alloc.public_ips());
+        for ips in std::iter::once(self.alloc.public_ips()).chain(retired) {
+            ips.iter().for_each(|&ip| f.insert(ip));
+        }
+        self.params.statics.iter().for_each(|&(_, q)| f.insert(q));
+        self.public_filter = f;
     }
 
     /// Apply a reloaded config whose SNAT addresses or port rules changed: new flows get ports from `alloc`
@@ -402,10 +475,24 @@ impl NatCore {
     /// Process one frame received on `side`. `buf` is the whole buffer; the frame is `buf[..len]`.
     #[inline]
     pub fn process(&mut self, now: Timestamp, side: Side, buf: &mut [u8], len: usize) -> Verdict {
+        self.process_hinted(now, side, buf, len, None)
+    }
+
+    /// [`NatCore::process`], with the session the frame most likely belongs to (a guess from the
+    /// burst's staged lookups; checked before use).
+    #[inline]
+    fn process_hinted(
+        &mut self,
+        now: Timestamp,
+        side: Side,
+        buf: &mut [u8],
+        len: usize,
+        hint: Option<SessionId>,
+    ) -> Verdict {
         let len = len.min(buf.len());
         let v = match side {
-            Side::Inside => self.in2out(now, buf, len),
-            Side::Outside => self.out2in(now, buf, len),
+            Side::Inside => self.in2out(now, buf, len, hint),
+            Side::Outside => self.out2in(now, buf, len, hint),
         };
         match v {
             Verdict::Drop(r) => self.counters.drop(r),
@@ -414,26 +501,6 @@ impl NatCore {
             Verdict::Forward { .. } => {}
         }
         v
-    }
-
-    /// Process a burst of frames received on `side`; `verdicts` is cleared and gets one verdict per frame.
-    /// Forwarded frames have their length set.
-    pub fn process_burst<B: FrameBuf>(
-        &mut self,
-        now: Timestamp,
-        side: Side,
-        frames: &mut [B],
-        verdicts: &mut Vec<Verdict>,
-    ) {
-        verdicts.clear();
-        for f in frames.iter_mut() {
-            let len = f.frame_len();
-            let v = self.process(now, side, f.buffer_mut(), len);
-            if let Verdict::Forward { len, .. } = v {
-                f.set_frame_len(usize::from(len));
-            }
-            verdicts.push(v);
-        }
     }
 
     /// Timer work: expire idle sessions (bounded) and the allocator's cool-downs. Call once per burst.
@@ -573,4 +640,65 @@ pub fn lease_of(s: &Session) -> Lease {
 #[inline]
 pub(crate) fn protocol_of(ip_proto: u8) -> Option<Protocol> {
     Protocol::from_ip_number(ip_proto)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn neighbour_positions_are_stable_and_bounded() {
+        let mut n = Neighbors::new(2);
+        let (a, b, c) = (
+            Ipv4Addr::new(10, 0, 0, 2),
+            Ipv4Addr::new(10, 0, 0, 3),
+            Ipv4Addr::new(10, 0, 0, 4),
+        );
+        let pa = n.learn(a, MacAddr([1; 6]));
+        let pb = n.learn(b, MacAddr([2; 6]));
+        assert_ne!(pa, pb);
+        // A refresh keeps the position and changes the MAC seen through it.
+        assert_eq!(n.learn(a, MacAddr([3; 6])), pa);
+        assert_eq!(n.at(pa, a), Some(MacAddr([3; 6])));
+        assert_eq!(n.get(a), Some(MacAddr([3; 6])));
+        assert_eq!(n.at(pb, b), n.get(b));
+        // A position is only good for its own address.
+        assert_eq!(n.at(pb, a), None);
+        assert_eq!(n.at(7, a), None);
+        // Full: no position, and nothing learned.
+        assert_eq!(n.learn(c, MacAddr([4; 6])), session::NO_NEIGHBOR);
+        assert_eq!(n.get(c), None);
+        assert_eq!(n.at(session::NO_NEIGHBOR, c), None);
+    }
+
+    #[test]
+    fn neighbour_positions_past_u16_are_not_handed_out() {
+        let mut n = Neighbors::new(70_000);
+        let mut last = 0;
+        for i in 0..70_000u32 {
+            last = n.learn(Ipv4Addr::from(0x0a00_0000 + i), MacAddr([0; 6]));
+        }
+        assert_eq!(last, session::NO_NEIGHBOR);
+        assert_eq!(n.learn(Ipv4Addr::from(0x0a00_0000), MacAddr([0; 6])), 0);
+        let ip = Ipv4Addr::from(0x0a00_0000 + u32::from(session::NO_NEIGHBOR));
+        assert_eq!(
+            n.at(session::NO_NEIGHBOR, ip),
+            None,
+            "65,535 is the none marker"
+        );
+    }
+
+    #[test]
+    fn address_filter_has_no_false_negatives() {
+        let mut f = AddrFilter::default();
+        let ours: Vec<Ipv4Addr> = (0..48).map(|i| Ipv4Addr::new(203, 0, 113, i)).collect();
+        ours.iter().for_each(|&ip| f.insert(ip));
+        assert!(ours.iter().all(|&ip| f.may_contain(ip)));
+        // And it rejects most other addresses.
+        let others = (0..10_000u32)
+            .filter(|&i| f.may_contain(Ipv4Addr::from(0xc633_6400 + i)))
+            .count();
+        assert!(others < 3_000, "{others}");
+        assert!(!AddrFilter::default().may_contain(ours[0]));
+    }
 }

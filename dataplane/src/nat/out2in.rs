@@ -4,26 +4,36 @@
 //! session a private host opened, so a reply must come from exactly the destination the flow went to.
 //! Static 1:1 addresses pass statelessly. Everything else addressed to a public IP is unsolicited and
 //! dropped. Steering uses the allocator's owner map: the shard that leased a public port owns its return
-//! traffic.
+//! traffic. The map is consulted only when the session lookup misses, since a session in this shard's
+//! table already proves that this shard leased the port. The inside neighbour's MAC comes through the
+//! position the session remembers, not a hash lookup.
 
 use super::counters::DropReason;
 use super::flow::FlowKey;
 use super::frag::FragKey;
 use super::parse::{self, icmp_type, Fragment, Parsed, L2, L4};
 use super::rewrite;
-use super::session::clock_ms;
+use super::session::{clock_ms, Session, SessionId};
 use super::{NatCore, Punt, Side, Verdict};
 use crate::wire::icmp::Endpoint;
+use crate::wire::MacAddr;
 use natgw_allocator::Timestamp;
 use natgw_config::Protocol;
 use std::net::Ipv4Addr;
 
 impl NatCore {
-    pub(super) fn out2in(&mut self, now: Timestamp, buf: &mut [u8], len: usize) -> Verdict {
+    /// `hint`: the session the frame most likely belongs to (checked before use), from a staged burst.
+    pub(super) fn out2in(
+        &mut self,
+        now: Timestamp,
+        buf: &mut [u8],
+        len: usize,
+        hint: Option<SessionId>,
+    ) -> Verdict {
         match parse::ethernet(&buf[..len], self.params.outside_mac) {
             Err(r) => Verdict::Drop(r),
             Ok(L2::Arp) => Verdict::Punt(Punt::Arp),
-            Ok(L2::Ipv4) => self.out2in_l3(now, buf, len, true),
+            Ok(L2::Ipv4) => self.out2in_l3(now, buf, len, true, hint),
         }
     }
 
@@ -60,6 +70,7 @@ impl NatCore {
         buf: &mut [u8],
         len: usize,
         hop: bool,
+        hint: Option<SessionId>,
     ) -> Verdict {
         let mut p = match parse::ipv4(&buf[..len]) {
             Ok(p) => p,
@@ -110,16 +121,6 @@ impl NatCore {
             L4::IcmpOther => return Verdict::Drop(DropReason::IcmpUnsupportedType),
             L4::Opaque => return Verdict::Drop(DropReason::UnsupportedProtocol),
         };
-        match self.owner_of(p.dst, proto, dport) {
-            None => return Verdict::Drop(DropReason::Unsolicited),
-            Some(s) if s != self.shard => {
-                return Verdict::Handoff {
-                    shard: s,
-                    side: Side::Outside,
-                }
-            }
-            Some(_) => {}
-        }
         let key = FlowKey {
             proto,
             local_ip: p.dst,
@@ -127,8 +128,16 @@ impl NatCore {
             remote_ip: p.src,
             remote_port: sport,
         };
-        let Some(id) = self.sessions.lookup_out2in(&key) else {
-            return Verdict::Drop(DropReason::Unsolicited);
+        // A session in this shard's table proves that this shard leased the port: only a miss needs the
+        // owner map (another shard's flow, or nobody's).
+        let Some(id) = self.sessions.lookup_out2in_hinted(&key, hint) else {
+            return match self.owner_of(p.dst, proto, dport) {
+                Some(s) if s != self.shard => Verdict::Handoff {
+                    shard: s,
+                    side: Side::Outside,
+                },
+                _ => Verdict::Drop(DropReason::Unsolicited),
+            };
         };
         if let Some(v) = self.out2in_ttl_expired(now, buf, &p) {
             return v;
@@ -138,15 +147,7 @@ impl NatCore {
         }
         self.sessions.touch(id, now);
         let s = *self.sessions.get(id);
-        rewrite::ip_header(buf, &p, Endpoint::Destination, Some(s.private_ip));
-        rewrite::transport(
-            buf,
-            &p,
-            Endpoint::Destination,
-            p.dst,
-            s.private_ip,
-            s.private_port,
-        );
+        rewrite::translate(buf, &p, Endpoint::Destination, s.private_ip, s.private_port);
         if p.frag == Fragment::First {
             let fk = FragKey {
                 src: p.src,
@@ -159,7 +160,7 @@ impl NatCore {
         }
         self.counters.out2in.packets += 1;
         self.counters.out2in.bytes += len as u64;
-        self.forward_inside(buf, len, s.private_ip)
+        self.forward_to_session_host(buf, len, &s)
     }
 
     fn out2in_later_fragment(
@@ -193,10 +194,36 @@ impl NatCore {
         self.forward_inside(buf, len, private)
     }
 
+    /// Send a translated frame to the private host of a session: through the neighbour entry the session
+    /// remembers, without a hash lookup.
+    #[inline]
+    fn forward_to_session_host(&mut self, buf: &mut [u8], len: usize, s: &Session) -> Verdict {
+        // A session created while the neighbour table was full has no position: it falls back to the
+        // lookup.
+        let mac = self
+            .neighbors
+            .at(s.neighbor, s.private_ip)
+            .or_else(|| self.neighbors.get(s.private_ip));
+        self.forward_inside_to(buf, len, s.private_ip, mac)
+    }
+
     /// Send a translated frame to a private host (or the inside router it came through).
     pub(super) fn forward_inside(&mut self, buf: &mut [u8], len: usize, host: Ipv4Addr) -> Verdict {
+        let mac = self.neighbors.get(host);
+        self.forward_inside_to(buf, len, host, mac)
+    }
+
+    /// Send a translated frame to `host`, whose MAC is `mac` if known.
+    #[inline]
+    fn forward_inside_to(
+        &mut self,
+        buf: &mut [u8],
+        len: usize,
+        host: Ipv4Addr,
+        mac: Option<MacAddr>,
+    ) -> Verdict {
         let src = self.params.inside_mac;
-        match self.neighbors.get(host) {
+        match mac {
             Some(mac) => {
                 rewrite::set_macs(buf, src, mac);
                 Verdict::Forward {

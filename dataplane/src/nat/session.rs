@@ -1,11 +1,16 @@
 //! The per-shard session table: a preallocated slab indexed both ways, with an expiry wheel (fast path).
 //!
-//! Layout, chosen for memory per session (target ≤ 96 bytes, all included):
-//! - the slab is a `Vec<Session>` allocated once with the shard's capacity (40 bytes an entry); free entries
-//!   are chained through their timer link, so creating and deleting sessions never allocates;
-//! - two `hashbrown::HashTable<u32>` map the in2out key and the out2in key to a slab index. They store only
-//!   the 4-byte index (plus hashbrown's 1 control byte); the key itself is compared against the slab entry,
-//!   which the packet needs next anyway;
+//! Layout, chosen for one cache miss per lookup stage and for memory per session (target ≤ 96 bytes, all
+//! included):
+//! - the slab is a `Vec<Session>` allocated once with the shard's capacity: 32-byte entries, 32-byte
+//!   aligned, so an entry never straddles two cache lines. The expiry wheel's links (8 bytes a session,
+//!   touched only by the timer work) live in a parallel array, which also chains the free entries, so
+//!   creating and deleting sessions never allocates;
+//! - two session indexes (`nat/index.rs`) map the in2out key and the out2in key to a slab index. They
+//!   store a tag and the 4-byte index in 64-byte buckets; the key itself is compared against the slab
+//!   entry, which the packet needs next anyway. Both can be prefetched a burst ahead
+//!   ([`SessionTable::prefetch_in2out`], [`SessionTable::prefetch_session_in2out`] and their out2in
+//!   twins);
 //! - the expiry wheel has [`WHEEL_SLOTS`] slots of [`SLOT_NANOS`] (about one second) each; a session sits in
 //!   exactly one slot through an intrusive doubly linked list, so rescheduling is O(1).
 //!
@@ -15,7 +20,7 @@
 //! Invariants: every live session is in both indexes and in exactly one wheel slot; a free entry is in none.
 
 use super::flow::FlowKey;
-use hashbrown::HashTable;
+use super::index::{prefetch, SessionIndex};
 use natgw_allocator::Timestamp;
 use natgw_config::Protocol;
 use std::net::Ipv4Addr;
@@ -73,8 +78,9 @@ impl SessionState {
     }
 }
 
-/// One translated flow. 36 bytes.
+/// One translated flow: 32 bytes, aligned so that it sits in one cache line.
 #[derive(Clone, Copy, Debug)]
+#[repr(align(32))]
 pub struct Session {
     /// Private (inside) host address.
     pub private_ip: Ipv4Addr,
@@ -99,10 +105,27 @@ pub struct Session {
     /// Last packet seen, in milliseconds of the shard clock (wrapping; ages stay far below 49 days because
     /// the wheel re-checks every session at least every [`WHEEL_SLOTS`] slots).
     pub last_seen_ms: u32,
-    timer_prev: u32,
-    timer_next: u32,
+    /// Where the inside neighbour that reaches `private_ip` sits in the NAT core's neighbour table
+    /// ([`NO_NEIGHBOR`] if unknown): saves the out2in path a hash lookup. Only a hint, checked on use.
+    pub neighbor: u16,
+    /// The expiry wheel slot the session is linked in.
     slot: u16,
 }
+
+/// [`Session::neighbor`] of a session whose neighbour entry is not known.
+pub const NO_NEIGHBOR: u16 = u16::MAX;
+
+/// A session's links in its expiry wheel slot (or, for a free entry, in the free list: `next` only).
+#[derive(Clone, Copy, Debug)]
+struct Link {
+    prev: u32,
+    next: u32,
+}
+
+const UNLINKED: Link = Link {
+    prev: NIL,
+    next: NIL,
+};
 
 impl Session {
     /// A new session record (not yet in a table).
@@ -129,8 +152,7 @@ impl Session {
             generation,
             flags: 0,
             last_seen_ms: 0,
-            timer_prev: NIL,
-            timer_next: NIL,
+            neighbor: NO_NEIGHBOR,
             slot: 0,
         }
     }
@@ -180,9 +202,11 @@ pub enum InsertError {
 /// The session table of one shard.
 pub struct SessionTable {
     slab: Vec<Session>,
+    /// Wheel links of each slab entry (free entries: the free list through `next`).
+    links: Vec<Link>,
     free_head: u32,
-    by_private: HashTable<u32>,
-    by_public: HashTable<u32>,
+    by_private: SessionIndex,
+    by_public: SessionIndex,
     seed: u64,
     live: u32,
     heads: Box<[u32]>,
@@ -195,9 +219,10 @@ impl SessionTable {
     pub fn with_capacity(capacity: u32, seed: u64, now: Timestamp) -> SessionTable {
         SessionTable {
             slab: Vec::with_capacity(capacity as usize),
+            links: Vec::with_capacity(capacity as usize),
             free_head: NIL,
-            by_private: HashTable::with_capacity(capacity as usize),
-            by_public: HashTable::with_capacity(capacity as usize),
+            by_private: SessionIndex::with_capacity(capacity as usize),
+            by_public: SessionIndex::with_capacity(capacity as usize),
             seed,
             live: 0,
             heads: vec![NIL; WHEEL_SLOTS].into_boxed_slice(),
@@ -220,26 +245,100 @@ impl SessionTable {
         self.slab.capacity()
     }
 
-    /// Bytes this table holds, all structures included (slab, both indexes, the wheel).
+    /// Bytes this table holds, all structures included (slab, wheel links, both indexes, the wheel).
     pub fn memory_bytes(&self) -> usize {
-        let slab = self.slab.capacity() * std::mem::size_of::<Session>();
-        // hashbrown keeps one control byte per bucket plus a group of trailing control bytes.
-        let index = |t: &HashTable<u32>| {
-            let buckets = (t.capacity() * 8 / 7).next_power_of_two();
-            buckets * (std::mem::size_of::<u32>() + 1) + 16
-        };
-        slab + index(&self.by_private)
-            + index(&self.by_public)
-            + self.heads.len() * 4
+        self.slab.capacity() * std::mem::size_of::<Session>()
+            + self.links.capacity() * std::mem::size_of::<Link>()
+            + self.by_private.memory_bytes()
+            + self.by_public.memory_bytes()
+            + self.heads.len() * std::mem::size_of::<u32>()
             + std::mem::size_of::<Self>()
+    }
+
+    /// The seeded hash of a lookup key, as both indexes use it.
+    #[inline(always)]
+    pub fn hash(&self, key: &FlowKey) -> u64 {
+        key.table_hash(self.seed)
+    }
+
+    /// Start loading the in2out index bucket of a key hashed with [`SessionTable::hash`].
+    #[inline(always)]
+    pub fn prefetch_in2out(&self, h: u64) {
+        self.by_private.prefetch(h);
+    }
+
+    /// Start loading the out2in index bucket of a key hashed with [`SessionTable::hash`].
+    #[inline(always)]
+    pub fn prefetch_out2in(&self, h: u64) {
+        self.by_public.prefetch(h);
+    }
+
+    /// Start loading the session an in2out hash most likely names (reads its index bucket, which should
+    /// have been prefetched first) and return that candidate, for [`SessionTable::lookup_in2out_hinted`].
+    #[inline(always)]
+    pub fn prefetch_session_in2out(&self, h: u64) -> Option<SessionId> {
+        let id = self.by_private.candidate(h)?;
+        prefetch(self.slab.get(id as usize)?);
+        Some(SessionId(id))
+    }
+
+    /// Start loading the session an out2in hash most likely names, and return that candidate.
+    #[inline(always)]
+    pub fn prefetch_session_out2in(&self, h: u64) -> Option<SessionId> {
+        let id = self.by_public.candidate(h)?;
+        prefetch(self.slab.get(id as usize)?);
+        Some(SessionId(id))
+    }
+
+    /// Find the session of an in2out key, trying `hint` (a candidate from
+    /// [`SessionTable::prefetch_session_in2out`]) first: keys are unique among live sessions, so a live
+    /// entry whose key matches is the answer, without touching the index.
+    #[inline]
+    pub fn lookup_in2out_hinted(
+        &self,
+        key: &FlowKey,
+        hint: Option<SessionId>,
+    ) -> Option<SessionId> {
+        match hint {
+            Some(id) if self.live_entry(id).is_some_and(|s| s.in2out_key() == *key) => Some(id),
+            _ => self.lookup_in2out(key),
+        }
+    }
+
+    /// Find the session of an out2in key, trying `hint` first (see
+    /// [`SessionTable::lookup_in2out_hinted`]).
+    #[inline]
+    pub fn lookup_out2in_hinted(
+        &self,
+        key: &FlowKey,
+        hint: Option<SessionId>,
+    ) -> Option<SessionId> {
+        match hint {
+            Some(id) if self.live_entry(id).is_some_and(|s| s.out2in_key() == *key) => Some(id),
+            _ => self.lookup_out2in(key),
+        }
+    }
+
+    /// The slab entry of `id` if it holds a live session.
+    #[inline(always)]
+    fn live_entry(&self, id: SessionId) -> Option<&Session> {
+        self.slab
+            .get(id.0 as usize)
+            .filter(|s| s.state != SessionState::Free)
     }
 
     /// Find the session of an in2out key.
     #[inline]
     pub fn lookup_in2out(&self, key: &FlowKey) -> Option<SessionId> {
+        self.lookup_in2out_hashed(key, self.hash(key))
+    }
+
+    /// Find the session of an in2out key whose [`SessionTable::hash`] is `h`.
+    #[inline]
+    pub fn lookup_in2out_hashed(&self, key: &FlowKey, h: u64) -> Option<SessionId> {
         let slab = &self.slab;
         self.by_private
-            .find(key.table_hash(self.seed), |&i| {
+            .find(h, |i| {
                 let s = &slab[i as usize];
                 s.private_ip == key.local_ip
                     && s.private_port == key.local_port
@@ -247,15 +346,21 @@ impl SessionTable {
                     && s.remote_port == key.remote_port
                     && s.proto == key.proto
             })
-            .map(|&i| SessionId(i))
+            .map(SessionId)
     }
 
     /// Find the session of an out2in key.
     #[inline]
     pub fn lookup_out2in(&self, key: &FlowKey) -> Option<SessionId> {
+        self.lookup_out2in_hashed(key, self.hash(key))
+    }
+
+    /// Find the session of an out2in key whose [`SessionTable::hash`] is `h`.
+    #[inline]
+    pub fn lookup_out2in_hashed(&self, key: &FlowKey, h: u64) -> Option<SessionId> {
         let slab = &self.slab;
         self.by_public
-            .find(key.table_hash(self.seed), |&i| {
+            .find(h, |i| {
                 let s = &slab[i as usize];
                 s.public_ip == key.local_ip
                     && s.public_port == key.local_port
@@ -263,7 +368,7 @@ impl SessionTable {
                     && s.remote_port == key.remote_port
                     && s.proto == key.proto
             })
-            .map(|&i| SessionId(i))
+            .map(SessionId)
     }
 
     /// The session behind an id.
@@ -290,31 +395,34 @@ impl SessionTable {
         }
         let pk = session.in2out_key();
         let ok = session.out2in_key();
-        if self.lookup_in2out(&pk).is_some() || self.lookup_out2in(&ok).is_some() {
+        let (ph, oh) = (self.hash(&pk), self.hash(&ok));
+        if self.lookup_in2out_hashed(&pk, ph).is_some()
+            || self.lookup_out2in_hashed(&ok, oh).is_some()
+        {
             return Err(InsertError::Duplicate);
         }
         session.last_seen_ms = clock_ms(now);
-        session.timer_prev = NIL;
-        session.timer_next = NIL;
         let id = if self.free_head != NIL {
-            let id = self.free_head;
-            self.free_head = self.slab[id as usize].timer_next;
-            self.slab[id as usize] = session;
-            id
+            self.free_head
         } else {
-            // Within capacity (checked above), so this never reallocates.
-            self.slab.push(session);
-            (self.slab.len() - 1) as u32
+            // Within capacity (checked above), so the slab never reallocates.
+            self.slab.len() as u32
         };
-        let seed = self.seed;
-        let slab = &self.slab;
         self.by_private
-            .insert_unique(pk.table_hash(seed), id, |&i| {
-                slab[i as usize].in2out_key().table_hash(seed)
-            });
-        self.by_public.insert_unique(ok.table_hash(seed), id, |&i| {
-            slab[i as usize].out2in_key().table_hash(seed)
-        });
+            .insert(ph, id)
+            .map_err(|_| InsertError::Full)?;
+        if self.by_public.insert(oh, id).is_err() {
+            self.by_private.remove(ph, id);
+            return Err(InsertError::Full);
+        }
+        if id == self.free_head {
+            self.free_head = self.links[id as usize].next;
+            self.slab[id as usize] = session;
+            self.links[id as usize] = UNLINKED;
+        } else {
+            self.slab.push(session);
+            self.links.push(UNLINKED);
+        }
         self.live += 1;
         self.link(id, deadline);
         Ok(SessionId(id))
@@ -325,23 +433,15 @@ impl SessionTable {
         let i = id.0;
         let s = self.slab[i as usize];
         debug_assert!(s.state != SessionState::Free, "removing a free session");
-        let seed = self.seed;
-        if let Ok(e) = self
-            .by_private
-            .find_entry(s.in2out_key().table_hash(seed), |&x| x == i)
-        {
-            e.remove();
-        }
-        if let Ok(e) = self
-            .by_public
-            .find_entry(s.out2in_key().table_hash(seed), |&x| x == i)
-        {
-            e.remove();
-        }
+        let found_private = self.by_private.remove(self.hash(&s.in2out_key()), i);
+        let found_public = self.by_public.remove(self.hash(&s.out2in_key()), i);
+        debug_assert!(
+            found_private && found_public,
+            "live session missing from an index"
+        );
         self.unlink(i);
-        let slot = &mut self.slab[i as usize];
-        slot.state = SessionState::Free;
-        slot.timer_next = self.free_head;
+        self.slab[i as usize].state = SessionState::Free;
+        self.links[i as usize].next = self.free_head;
         self.free_head = i;
         self.live -= 1;
         s
@@ -411,34 +511,29 @@ impl SessionTable {
         let slot_no = want.clamp(self.cursor, self.cursor + WHEEL_SLOTS as u64 - 1);
         let slot = (slot_no % WHEEL_SLOTS as u64) as usize;
         let head = self.heads[slot];
-        {
-            let s = &mut self.slab[id as usize];
-            s.slot = slot as u16;
-            s.timer_prev = NIL;
-            s.timer_next = head;
-        }
+        self.slab[id as usize].slot = slot as u16;
+        self.links[id as usize] = Link {
+            prev: NIL,
+            next: head,
+        };
         if head != NIL {
-            self.slab[head as usize].timer_prev = id;
+            self.links[head as usize].prev = id;
         }
         self.heads[slot] = id;
     }
 
     fn unlink(&mut self, id: u32) {
-        let (prev, next, slot) = {
-            let s = &self.slab[id as usize];
-            (s.timer_prev, s.timer_next, s.slot as usize)
-        };
+        let Link { prev, next } = self.links[id as usize];
         if prev == NIL {
+            let slot = usize::from(self.slab[id as usize].slot);
             self.heads[slot] = next;
         } else {
-            self.slab[prev as usize].timer_next = next;
+            self.links[prev as usize].next = next;
         }
         if next != NIL {
-            self.slab[next as usize].timer_prev = prev;
+            self.links[next as usize].prev = prev;
         }
-        let s = &mut self.slab[id as usize];
-        s.timer_prev = NIL;
-        s.timer_next = NIL;
+        self.links[id as usize] = UNLINKED;
     }
 }
 
@@ -464,12 +559,9 @@ mod tests {
     }
 
     #[test]
-    fn session_is_at_most_40_bytes() {
-        assert!(
-            std::mem::size_of::<Session>() <= 40,
-            "{}",
-            std::mem::size_of::<Session>()
-        );
+    fn session_is_32_bytes_in_one_cache_line() {
+        assert_eq!(std::mem::size_of::<Session>(), 32);
+        assert_eq!(std::mem::align_of::<Session>(), 32);
     }
 
     #[test]
@@ -488,6 +580,27 @@ mod tests {
         // The freed entry is reused.
         let id2 = t.insert(sess(2), ts(100), ts(340)).unwrap();
         assert_eq!(id2, id);
+    }
+
+    #[test]
+    fn a_hint_is_used_only_when_its_live_entry_has_the_key() {
+        let mut t = SessionTable::with_capacity(16, 7, ts(100));
+        let (a, b) = (sess(1), sess(2));
+        let ia = t.insert(a, ts(100), ts(340)).unwrap();
+        let ib = t.insert(b, ts(100), ts(340)).unwrap();
+        let (ka, kb) = (a.in2out_key(), b.out2in_key());
+        assert_eq!(t.lookup_in2out_hinted(&ka, Some(ia)), Some(ia));
+        // A wrong, out-of-range or missing hint falls back to the index.
+        assert_eq!(t.lookup_in2out_hinted(&ka, Some(ib)), Some(ia));
+        assert_eq!(t.lookup_in2out_hinted(&ka, Some(SessionId(99))), Some(ia));
+        assert_eq!(t.lookup_in2out_hinted(&ka, None), Some(ia));
+        assert_eq!(t.lookup_out2in_hinted(&kb, Some(ia)), Some(ib));
+        // The out2in key of a session is not its in2out key.
+        assert_eq!(t.lookup_out2in_hinted(&a.in2out_key(), Some(ia)), None);
+        // A freed entry still holds its old key, but is not live.
+        t.remove(ia);
+        assert_eq!(t.lookup_in2out_hinted(&ka, Some(ia)), None);
+        assert_eq!(t.lookup_out2in_hinted(&a.out2in_key(), Some(ia)), None);
     }
 
     #[test]
