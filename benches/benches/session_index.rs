@@ -1,8 +1,9 @@
 //! session/*: what one established packet's session lookup costs with 1 M live sessions, and what a
 //! burst-staged index would cost (an experiment behind docs/performance.md's "what to do next").
 //!
-//! - `session/lookup_in2out/sessions=1M`: the dataplane's `SessionTable::lookup_in2out` (hashbrown
-//!   index of u32 ids + slab) for a burst of 32 random keys, one after the other, as `in2out` does;
+//! - `session/lookup_in2out/sessions=1M`: the dataplane's `SessionTable::lookup_in2out` (since this
+//!   experiment, its own bucketed index of tag + id entries + slab) for a burst of 32 random keys, one after
+//!   the other, without the staging `process_burst` now does;
 //! - `session/staged_prototype/sessions=1M`: a prototype written here, not product code: a
 //!   bucketized index (64-byte buckets of eight `tag << 32 | id` entries) looked up in stages across the
 //!   burst: hash all 32 keys and prefetch their buckets, then pick the ids and prefetch their slab
@@ -237,7 +238,7 @@ fn bench(c: &mut Criterion) {
     base.sort_by(f64::total_cmp);
     proto.sort_by(f64::total_cmp);
     eprintln!(
-        "session: hashbrown lookup_in2out {:.1} ns/lookup, staged prototype {:.1} ns/lookup: ratio {:.2} \
+        "session: unstaged lookup_in2out {:.1} ns/lookup, staged prototype {:.1} ns/lookup: ratio {:.2} \
          (1,032,192 sessions, random order, bursts of 32)",
         base[1],
         proto[1],
