@@ -34,6 +34,16 @@ pub struct FragKey {
 }
 
 impl FragKey {
+    /// The reassembly key of a checked IPv4 packet, as received.
+    pub fn of(p: &super::parse::Parsed) -> FragKey {
+        FragKey {
+            src: p.src,
+            dst: p.dst,
+            ident: p.ident,
+            proto: p.proto,
+        }
+    }
+
     fn hash(&self) -> u32 {
         let mut h = u32::from(self.src).wrapping_mul(0x9E37_79B1)
             ^ u32::from(self.dst).rotate_left(13)

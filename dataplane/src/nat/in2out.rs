@@ -118,22 +118,14 @@ impl NatCore {
                 Err(v) => return v,
             },
         };
-        if proto == Protocol::Tcp {
-            self.tcp_track(id, flags, Side::Inside, now);
-        }
-        self.sessions.touch(id, now);
-        let s = *self.sessions.get(id);
-        rewrite::translate(buf, &p, Endpoint::Source, s.public_ip, s.public_port);
-        if p.frag == Fragment::First {
-            let fk = FragKey {
-                src: p.src,
-                dst: p.dst,
-                ident: p.ident,
-                proto: p.proto,
-            };
-            self.frags.insert(fk, s.public_ip, clock_ms(now));
-            self.frag_steer.publish(&fk, self.shard.0);
-        }
+        self.translate_session(
+            now,
+            buf,
+            &p,
+            id,
+            (proto == Protocol::Tcp).then_some(flags),
+            Side::Inside,
+        );
         self.counters.in2out.packets += 1;
         self.counters.in2out.bytes += len as u64;
         if self.is_public(p.dst) {
@@ -270,6 +262,35 @@ impl NatCore {
         }
     }
 
+    /// Translate a packet of a known session received from `from`: TCP state (`tcp_flags` for TCP), idle
+    /// timer, the rewrite, and for a first fragment the memory that lets the later ones follow.
+    pub(super) fn translate_session(
+        &mut self,
+        now: Timestamp,
+        buf: &mut [u8],
+        p: &Parsed,
+        id: SessionId,
+        tcp_flags: Option<u8>,
+        from: Side,
+    ) -> Session {
+        if let Some(flags) = tcp_flags {
+            self.tcp_track(id, flags, from, now);
+        }
+        self.sessions.touch(id, now);
+        let s = *self.sessions.get(id);
+        let (end, addr, port) = match from {
+            Side::Inside => (Endpoint::Source, s.public_ip, s.public_port),
+            Side::Outside => (Endpoint::Destination, s.private_ip, s.private_port),
+        };
+        rewrite::translate(buf, p, end, addr, port);
+        if p.frag == Fragment::First {
+            let fk = FragKey::of(p);
+            self.frags.insert(fk, addr, clock_ms(now));
+            self.frag_steer.publish(&fk, self.shard.0);
+        }
+        s
+    }
+
     fn in2out_static(
         &mut self,
         now: Timestamp,
@@ -302,12 +323,7 @@ impl NatCore {
         len: usize,
         p: &Parsed,
     ) -> Verdict {
-        let fk = FragKey {
-            src: p.src,
-            dst: p.dst,
-            ident: p.ident,
-            proto: p.proto,
-        };
+        let fk = FragKey::of(p);
         let Some(public) = self.frags.lookup(&fk, clock_ms(now)) else {
             return match self.frag_steer.owner(&fk) {
                 Some(s) if s != self.shard.0 => Verdict::Handoff {

@@ -142,22 +142,14 @@ impl NatCore {
         if let Some(v) = self.out2in_ttl_expired(now, buf, &p) {
             return v;
         }
-        if proto == Protocol::Tcp {
-            self.tcp_track(id, flags, Side::Outside, now);
-        }
-        self.sessions.touch(id, now);
-        let s = *self.sessions.get(id);
-        rewrite::translate(buf, &p, Endpoint::Destination, s.private_ip, s.private_port);
-        if p.frag == Fragment::First {
-            let fk = FragKey {
-                src: p.src,
-                dst: p.dst,
-                ident: p.ident,
-                proto: p.proto,
-            };
-            self.frags.insert(fk, s.private_ip, clock_ms(now));
-            self.frag_steer.publish(&fk, self.shard.0);
-        }
+        let s = self.translate_session(
+            now,
+            buf,
+            &p,
+            id,
+            (proto == Protocol::Tcp).then_some(flags),
+            Side::Outside,
+        );
         self.counters.out2in.packets += 1;
         self.counters.out2in.bytes += len as u64;
         self.forward_to_session_host(buf, len, &s)
@@ -170,12 +162,7 @@ impl NatCore {
         len: usize,
         p: &Parsed,
     ) -> Verdict {
-        let fk = FragKey {
-            src: p.src,
-            dst: p.dst,
-            ident: p.ident,
-            proto: p.proto,
-        };
+        let fk = FragKey::of(p);
         let Some(private) = self.frags.lookup(&fk, clock_ms(now)) else {
             return match self.frag_steer.owner(&fk) {
                 Some(s) if s != self.shard.0 => Verdict::Handoff {
