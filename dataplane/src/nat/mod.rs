@@ -78,7 +78,9 @@ pub enum Verdict {
     Drop(DropReason),
     /// Hand it to the slow path (counted in `punted`).
     Punt(Punt),
-    /// It belongs to another shard: hand it over unchanged, as received from `side`.
+    /// It belongs to another shard: hand it over, to be processed as received from `side`. The frame is
+    /// unchanged, except for a hairpin: the in2out half is already done and the frame goes over as an
+    /// outside frame (`side` is then `Outside`).
     Handoff {
         /// Owning shard.
         shard: ShardId,
