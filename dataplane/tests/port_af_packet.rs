@@ -251,6 +251,51 @@ fn veth_unfinished_checksums_are_counted_not_dropped() {
     assert!(pb.stats.total().rx_csum_not_ready >= 10);
 }
 
+/// A lone frame must reach `rx_burst` at once, not when a ring block is retired by a timer
+/// (TPACKET_V3 held every frame up to its ~1 ms block timeout under light load).
+#[test]
+fn veth_lone_frames_arrive_without_timer_delay() {
+    let test = "veth_lone_frames_arrive_without_timer_delay";
+    let Some(topo) = topo_or_skip(test, 1) else {
+        return;
+    };
+    let mut pa = open_in(&topo.a, PortConfig::new(Driver::AfPacket, &topo.dev_a), 1);
+    let mut pb = open_in(&topo.b, PortConfig::new(Driver::AfPacket, &topo.dev_b), 1);
+    const N: u32 = 21;
+    let mut latencies = Vec::with_capacity(N as usize);
+    let mut tx = Burst::new(1);
+    let mut rx = Burst::new(32);
+    for seq in 0..N {
+        // Light load: the ring is idle when each frame arrives.
+        std::thread::sleep(Duration::from_millis(3));
+        assert!(tx.push_copy(&udp_frame(MAC_B, MAC_A, 1, seq, 60)));
+        let start = Instant::now();
+        assert_eq!(pa.tx[0].tx_burst(&mut tx), 1);
+        let deadline = start + Duration::from_millis(100);
+        let mut seen = false;
+        while !seen && Instant::now() < deadline {
+            rx.clear();
+            pb.rx[0].rx_burst(&mut rx);
+            seen = rx
+                .frames()
+                .iter()
+                .any(|f| frame_seq(f.data(), MAC_A) == Some(seq));
+        }
+        assert!(seen, "frame {seq} not received within 100 ms");
+        latencies.push(start.elapsed());
+    }
+    latencies.sort();
+    let median = latencies[latencies.len() / 2];
+    eprintln!(
+        "{test}: median {median:?}, max {:?}",
+        latencies[latencies.len() - 1]
+    );
+    assert!(
+        median < Duration::from_micros(400),
+        "median send-to-receive latency {median:?}: frames wait for a timer"
+    );
+}
+
 /// Reads a veth's kernel RX packet counter inside `ns`.
 fn sink_rx_packets(ns: &str, dev: &str) -> u64 {
     let out = std::process::Command::new("ip")

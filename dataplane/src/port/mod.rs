@@ -11,7 +11,7 @@
 //! `rx_burst`/`tx_burst` map onto `rte_eth_rx_burst`/`rte_eth_tx_burst`.
 //!
 //! Backends:
-//! - [`af_packet`]: TPACKET_V3 mmap RX ring + TPACKET_V2 mmap TX ring, `PACKET_FANOUT` to spread
+//! - [`af_packet`]: TPACKET_V2 mmap RX and TX rings, `PACKET_FANOUT` to spread
 //!   frames over the RX queues, `PACKET_QDISC_BYPASS`, promiscuous.
 //! - [`af_xdp`]: AF_XDP sockets (copy mode, native XDP where the driver allows, generic
 //!   otherwise), one socket per device queue, our own minimal XDP redirect program.

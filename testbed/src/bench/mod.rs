@@ -66,7 +66,7 @@ pub enum ModeArg {
 /// The appliance's packet I/O driver in the bench.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum DriverArg {
-    /// TPACKET_V3 rings.
+    /// TPACKET_V2 mmap rings.
     #[value(name = "af_packet")]
     AfPacket,
     /// AF_XDP sockets with our XDP program.
