@@ -15,12 +15,14 @@
 
 mod e2e_common;
 
-use std::io::ErrorKind;
 use std::net::SocketAddrV4;
 use std::time::Duration;
 
-use e2e_common::{config, public_ips, tcp_and_udp_from_every_client, Appliance, IO_TIMEOUT};
-use testbed::traffic::{ping, udp_exchange, TcpServer, TcpService, UdpEchoServer};
+use e2e_common::{
+    basic_counters, closed_udp_port_is_refused, config, public_ips, tcp_and_udp_from_every_client,
+    Appliance,
+};
+use testbed::traffic::{ping, TcpServer, TcpService, UdpEchoServer};
 use testbed::{Topology, TopologySpec};
 
 /// HTTP body length: several segments per answer.
@@ -69,34 +71,8 @@ fn basic_traffic(spec: TopologySpec, driver: &str, workers: u16) {
     assert!(report.received >= 2, "ping through the NAT: {report:?}");
 
     // A closed UDP port: the server's port unreachable comes back to the client's socket.
-    let closed = SocketAddrV4::new(server_ip, 7999);
-    let err = udp_exchange(
-        topo.client(),
-        Some(SocketAddrV4::new(clients[1], 0)),
-        closed,
-        b"anyone there?",
-        IO_TIMEOUT,
-    )
-    .expect_err("nobody listens on the closed port");
-    assert_eq!(
-        err.io_kind(),
-        Some(ErrorKind::ConnectionRefused),
-        "the client should see ECONNREFUSED from the translated ICMP error: {err}"
-    );
-
-    let udp_flows = udp_flows + 1.0;
-    let m = app.wait_metrics("the ICMP session counted", Duration::from_secs(3), |m| {
-        m.sessions_created("udp") >= udp_flows && m.sessions_created("icmp") >= 1.0
-    });
-    assert!(
-        m.snat_connections("attempted") >= tcp_flows + udp_flows + 1.0,
-        "{}",
-        m.text
-    );
-    assert_eq!(m.snat_connections("failed"), 0.0, "{}", m.text);
-    assert!(m.packets("in2out") >= tcp_flows * 3.0, "{}", m.text);
-    assert!(m.packets("out2in") >= tcp_flows * 3.0, "{}", m.text);
-    assert_eq!(m.dropped("unsolicited"), 0.0, "{}", m.text);
+    closed_udp_port_is_refused(&topo, clients[1], server_ip);
+    let m = basic_counters(&app, tcp_flows, udp_flows + 1.0);
     if steered {
         // Only ICMP frames (3 echo replies, 1 port unreachable) may land on the wrong worker:
         // the fanout program reads no echo identifier or embedded header.

@@ -44,10 +44,10 @@ mod with_dpdk {
     use std::time::{Duration, Instant};
 
     use crate::e2e_common::{
-        config, connect_from, public_ips, tcp_and_udp_from_every_client, udp_socket, Appliance,
-        Capture, Metrics, IO_TIMEOUT, QUIET,
+        basic_counters, closed_udp_port_is_refused, config, connect_from, public_ips,
+        tcp_and_udp_from_every_client, udp_socket, Appliance, Capture, Metrics, QUIET,
     };
-    use testbed::traffic::{ping, udp_exchange, TcpServer, TcpService, UdpEchoServer};
+    use testbed::traffic::{ping, TcpServer, TcpService, UdpEchoServer};
     use testbed::{Topology, TopologySpec};
 
     /// HTTP body length: several segments per answer.
@@ -198,34 +198,8 @@ mod with_dpdk {
         assert!(report.received >= 2, "ping through the NAT: {report:?}");
 
         // A closed UDP port: the server's port unreachable comes back to the client's socket.
-        let closed = SocketAddrV4::new(server_ip, 7999);
-        let err = udp_exchange(
-            topo.client(),
-            Some(SocketAddrV4::new(clients[1 % clients.len()], 0)),
-            closed,
-            b"anyone there?",
-            IO_TIMEOUT,
-        )
-        .expect_err("nobody listens on the closed port");
-        assert_eq!(
-            err.io_kind(),
-            Some(ErrorKind::ConnectionRefused),
-            "the client should see ECONNREFUSED from the translated ICMP error: {err}"
-        );
-
-        let udp_flows = udp_flows + 1.0;
-        let m = app.wait_metrics("the ICMP session counted", Duration::from_secs(3), |m| {
-            m.sessions_created("udp") >= udp_flows && m.sessions_created("icmp") >= 1.0
-        });
-        assert!(
-            m.snat_connections("attempted") >= tcp_flows + udp_flows + 1.0,
-            "{}",
-            m.text
-        );
-        assert_eq!(m.snat_connections("failed"), 0.0, "{}", m.text);
-        assert!(m.packets("in2out") >= tcp_flows * 3.0, "{}", m.text);
-        assert!(m.packets("out2in") >= tcp_flows * 3.0, "{}", m.text);
-        assert_eq!(m.dropped("unsolicited"), 0.0, "{}", m.text);
+        closed_udp_port_is_refused(&topo, clients[1 % clients.len()], server_ip);
+        let m = basic_counters(&app, tcp_flows, udp_flows + 1.0);
         // The DPDK queues' own counters saw the traffic on both sides, both ways.
         for side in ["inside", "outside"] {
             for dir in ["rx", "tx"] {

@@ -829,6 +829,43 @@ pub fn tcp_and_udp_from_every_client(
     ((clients.len() * gets) as f64, clients.len() as f64)
 }
 
+/// UDP from `client` to a closed port of `server`: the server's port unreachable must come back through
+/// the NAT to the client's socket as ECONNREFUSED.
+pub fn closed_udp_port_is_refused(topo: &Topology, client: Ipv4Addr, server: Ipv4Addr) {
+    let closed = SocketAddrV4::new(server, 7999);
+    let err = udp_exchange(
+        topo.client(),
+        Some(SocketAddrV4::new(client, 0)),
+        closed,
+        b"anyone there?",
+        IO_TIMEOUT,
+    )
+    .expect_err("nobody listens on the closed port");
+    assert_eq!(
+        err.io_kind(),
+        Some(ErrorKind::ConnectionRefused),
+        "the client should see ECONNREFUSED from the translated ICMP error: {err}"
+    );
+}
+
+/// The counters after `tcp_flows` HTTP flows, `udp_flows` UDP flows and a ping: every session created,
+/// every flow an attempted SNAT connection, none failed, traffic both ways, nothing unsolicited.
+pub fn basic_counters(app: &Appliance<'_>, tcp_flows: f64, udp_flows: f64) -> Metrics {
+    let m = app.wait_metrics("the ICMP session counted", Duration::from_secs(3), |m| {
+        m.sessions_created("udp") >= udp_flows && m.sessions_created("icmp") >= 1.0
+    });
+    assert!(
+        m.snat_connections("attempted") >= tcp_flows + udp_flows + 1.0,
+        "{}",
+        m.text
+    );
+    assert_eq!(m.snat_connections("failed"), 0.0, "{}", m.text);
+    assert!(m.packets("in2out") >= tcp_flows * 3.0, "{}", m.text);
+    assert!(m.packets("out2in") >= tcp_flows * 3.0, "{}", m.text);
+    assert_eq!(m.dropped("unsolicited"), 0.0, "{}", m.text);
+    m
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
