@@ -7,7 +7,7 @@
 
 use natgw_dataplane::nat::counters::{Counters, DropReason};
 use natgw_dataplane::port::PortStats;
-use std::fmt::Write as _;
+use std::fmt::{self, Write as _};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -76,190 +76,178 @@ pub struct MetricsState {
     pub links: Vec<(&'static str, bool, u32)>,
 }
 
-fn metric(out: &mut String, name: &str, kind: &str, help: &str) {
-    let _ = writeln!(out, "# HELP natgw_{name} {help}");
-    let _ = writeln!(out, "# TYPE natgw_{name} {kind}");
+/// A Prometheus text exposition being written: metric families, each a `# HELP` / `# TYPE` header and its
+/// samples, every name prefixed with `natgw_`.
+struct Exposition(String);
+
+impl Exposition {
+    /// A family with no labels and one value.
+    fn single(&mut self, name: &str, kind: &str, help: &str, value: impl fmt::Display) {
+        self.header(name, kind, help);
+        let _ = writeln!(self.0, "natgw_{name} {value}");
+    }
+
+    /// A family with one label, one sample per `(label value, value)`.
+    fn labelled<K: fmt::Display, V: fmt::Display>(
+        &mut self,
+        name: &str,
+        kind: &str,
+        help: &str,
+        label: &str,
+        samples: impl IntoIterator<Item = (K, V)>,
+    ) {
+        self.header(name, kind, help);
+        for (k, v) in samples {
+            self.sample(name, &format!("{label}=\"{k}\""), v);
+        }
+    }
+
+    fn header(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.0, "# HELP natgw_{name} {help}");
+        let _ = writeln!(self.0, "# TYPE natgw_{name} {kind}");
+    }
+
+    /// One sample; `labels` is the text between the braces.
+    fn sample(&mut self, name: &str, labels: &str, value: impl fmt::Display) {
+        let _ = writeln!(self.0, "natgw_{name}{{{labels}}} {value}");
+    }
 }
 
 impl MetricsState {
     /// Render in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let c = &self.counters;
-        let mut o = String::with_capacity(8192);
-        metric(
-            &mut o,
+        let mut o = Exposition(String::with_capacity(8192));
+        let directions = [
+            ("in2out", c.in2out),
+            ("out2in", c.out2in),
+            ("no_nat", c.no_nat),
+            ("hairpin", c.hairpin),
+        ];
+        let protocols = ["tcp", "udp", "icmp"];
+        o.labelled(
             "packets_total",
             "counter",
             "Packets translated, by direction.",
+            "direction",
+            directions.map(|(d, t)| (d, t.packets)),
         );
-        for (dir, t) in [
-            ("in2out", c.in2out),
-            ("out2in", c.out2in),
-            ("no_nat", c.no_nat),
-            ("hairpin", c.hairpin),
-        ] {
-            let _ = writeln!(
-                o,
-                "natgw_packets_total{{direction=\"{dir}\"}} {}",
-                t.packets
-            );
-        }
-        metric(
-            &mut o,
+        o.labelled(
             "bytes_total",
             "counter",
             "Bytes translated, by direction.",
+            "direction",
+            directions.map(|(d, t)| (d, t.bytes)),
         );
-        for (dir, t) in [
-            ("in2out", c.in2out),
-            ("out2in", c.out2in),
-            ("no_nat", c.no_nat),
-            ("hairpin", c.hairpin),
-        ] {
-            let _ = writeln!(o, "natgw_bytes_total{{direction=\"{dir}\"}} {}", t.bytes);
-        }
-        metric(
-            &mut o,
+        o.labelled(
             "dropped_packets_total",
             "counter",
             "Packets dropped, by reason.",
+            "reason",
+            DropReason::ALL.iter().map(|r| (r.name(), c.drops_of(*r))),
         );
-        for r in DropReason::ALL {
-            let _ = writeln!(
-                o,
-                "natgw_dropped_packets_total{{reason=\"{}\"}} {}",
-                r.name(),
-                c.drops_of(*r)
-            );
-        }
-        metric(
-            &mut o,
+        o.labelled(
             "snat_connections_total",
             "counter",
             "SNAT connection count: new flows that asked for a port, by result.",
+            "result",
+            [("attempted", c.snat_attempts), ("failed", c.snat_failures)],
         );
-        let _ = writeln!(
-            o,
-            "natgw_snat_connections_total{{result=\"attempted\"}} {}",
-            c.snat_attempts
-        );
-        let _ = writeln!(
-            o,
-            "natgw_snat_connections_total{{result=\"failed\"}} {}",
-            c.snat_failures
-        );
-        metric(
-            &mut o,
+        o.single(
             "total_snat_connections",
             "gauge",
             "Total SNAT connection count: live sessions.",
+            self.sessions,
         );
-        let _ = writeln!(o, "natgw_total_snat_connections {}", self.sessions);
-        metric(
-            &mut o,
+        o.labelled(
             "sessions_created_total",
             "counter",
             "Sessions created, by protocol.",
+            "protocol",
+            protocols.into_iter().zip(c.sessions_created),
         );
-        for (i, p) in ["tcp", "udp", "icmp"].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "natgw_sessions_created_total{{protocol=\"{p}\"}} {}",
-                c.sessions_created[i]
-            );
-        }
-        metric(
-            &mut o,
+        o.labelled(
             "sessions_expired_total",
             "counter",
             "Sessions ended, by protocol.",
+            "protocol",
+            protocols.into_iter().zip(c.sessions_expired),
         );
-        for (i, p) in ["tcp", "udp", "icmp"].iter().enumerate() {
-            let _ = writeln!(
-                o,
-                "natgw_sessions_expired_total{{protocol=\"{p}\"}} {}",
-                c.sessions_expired[i]
-            );
-        }
-        metric(
-            &mut o,
+        o.labelled(
             "snat_ports_in_use",
             "gauge",
             "SNAT ports leased (live), per public IP, all protocols.",
+            "public_ip",
+            self.ports_in_use.iter().copied(),
         );
-        for (ip, n) in &self.ports_in_use {
-            let _ = writeln!(o, "natgw_snat_ports_in_use{{public_ip=\"{ip}\"}} {n}");
-        }
-        metric(
-            &mut o,
+        o.labelled(
             "snat_ports_total",
             "gauge",
             "SNAT ports per public IP, summed over the TCP, UDP and ICMP inventories.",
+            "public_ip",
+            self.ports_total.iter().copied(),
         );
-        for (ip, n) in &self.ports_total {
-            let _ = writeln!(o, "natgw_snat_ports_total{{public_ip=\"{ip}\"}} {n}");
-        }
-        metric(
-            &mut o,
+        o.single(
             "handoffs_total",
             "counter",
             "Frames handed from one worker to another (should stay near 0).",
+            c.handoffs_out,
         );
-        let _ = writeln!(o, "natgw_handoffs_total {}", c.handoffs_out);
-        metric(
-            &mut o,
+        o.single(
             "punted_total",
             "counter",
             "Frames handed to the slow path.",
+            c.punted,
         );
-        let _ = writeln!(o, "natgw_punted_total {}", c.punted);
-        metric(
-            &mut o,
+        o.single(
             "icmp_generated_total",
             "counter",
             "ICMP errors generated by the appliance.",
+            c.icmp_generated,
         );
-        let _ = writeln!(o, "natgw_icmp_generated_total {}", c.icmp_generated);
-        metric(
-            &mut o,
+        o.single(
             "session_memory_bytes",
             "gauge",
             "Bytes held by session tables and port allocators.",
-        );
-        let _ = writeln!(o, "natgw_session_memory_bytes {}", self.memory_bytes);
-        metric(
-            &mut o,
-            "datapath_available",
-            "gauge",
-            "1 when every worker reports and the gateway is resolved.",
+            self.memory_bytes,
         );
         let up =
             self.workers > 0 && self.workers_reporting == self.workers && self.gateway_resolved;
-        let _ = writeln!(o, "natgw_datapath_available {}", u8::from(up));
+        o.single(
+            "datapath_available",
+            "gauge",
+            "1 when every worker reports and the gateway is resolved.",
+            u8::from(up),
+        );
         let s = &self.slow;
-        metric(
-            &mut o,
+        o.labelled(
             "slowpath_events_total",
             "counter",
             "Slow-path events, by kind.",
+            "event",
+            [
+                ("arp_received", s.arp_received),
+                ("arp_malformed", s.arp_malformed),
+                ("arp_replies", s.arp_replies),
+                ("arp_requests", s.arp_requests),
+                ("unresolved_drops", s.unresolved_drops),
+                ("local_echo_replies", s.local_echo_replies),
+                ("local_ignored", s.local_ignored),
+                ("transmitted", s.transmitted),
+                ("transmit_drops", s.transmit_drops),
+                ("reloads", s.reloads),
+                ("reload_failures", s.reload_failures),
+            ],
         );
-        for (k, v) in [
-            ("arp_received", s.arp_received),
-            ("arp_malformed", s.arp_malformed),
-            ("arp_replies", s.arp_replies),
-            ("arp_requests", s.arp_requests),
-            ("unresolved_drops", s.unresolved_drops),
-            ("local_echo_replies", s.local_echo_replies),
-            ("local_ignored", s.local_ignored),
-            ("transmitted", s.transmitted),
-            ("transmit_drops", s.transmit_drops),
-            ("reloads", s.reloads),
-            ("reload_failures", s.reload_failures),
-        ] {
-            let _ = writeln!(o, "natgw_slowpath_events_total{{event=\"{k}\"}} {v}");
-        }
-        metric(
-            &mut o,
+        let dirs = |p: &PortStats| {
+            [
+                ("rx", p.rx_packets),
+                ("tx", p.tx_packets),
+                ("rx_dropped", p.rx_dropped),
+                ("tx_dropped", p.tx_dropped),
+            ]
+        };
+        o.header(
             "port_packets_total",
             "counter",
             "Frames through the interfaces, by side and direction.",
@@ -268,29 +256,15 @@ impl MetricsState {
             ("inside", &self.inside_port),
             ("outside", &self.outside_port),
         ] {
-            let _ = writeln!(
-                o,
-                "natgw_port_packets_total{{side=\"{side}\",dir=\"rx\"}} {}",
-                p.rx_packets
-            );
-            let _ = writeln!(
-                o,
-                "natgw_port_packets_total{{side=\"{side}\",dir=\"tx\"}} {}",
-                p.tx_packets
-            );
-            let _ = writeln!(
-                o,
-                "natgw_port_packets_total{{side=\"{side}\",dir=\"rx_dropped\"}} {}",
-                p.rx_dropped
-            );
-            let _ = writeln!(
-                o,
-                "natgw_port_packets_total{{side=\"{side}\",dir=\"tx_dropped\"}} {}",
-                p.tx_dropped
-            );
+            for (dir, v) in dirs(p) {
+                o.sample(
+                    "port_packets_total",
+                    &format!("side=\"{side}\",dir=\"{dir}\""),
+                    v,
+                );
+            }
         }
-        metric(
-            &mut o,
+        o.header(
             "queue_packets_total",
             "counter",
             "Frames through each queue (one per worker), by side and direction.",
@@ -300,40 +274,29 @@ impl MetricsState {
             ("outside", &self.outside_queues),
         ] {
             for (q, p) in queues.iter().enumerate() {
-                for (dir, v) in [
-                    ("rx", p.rx_packets),
-                    ("tx", p.tx_packets),
-                    ("rx_dropped", p.rx_dropped),
-                    ("tx_dropped", p.tx_dropped),
-                ] {
-                    let _ = writeln!(
-                        o,
-                        "natgw_queue_packets_total{{side=\"{side}\",queue=\"{q}\",dir=\"{dir}\"}} {v}"
-                    );
+                for (dir, v) in dirs(p) {
+                    let labels = format!("side=\"{side}\",queue=\"{q}\",dir=\"{dir}\"");
+                    o.sample("queue_packets_total", &labels, v);
                 }
             }
         }
         if !self.links.is_empty() {
-            metric(
-                &mut o,
+            o.labelled(
                 "link_up",
                 "gauge",
                 "1 when the interface's link is up (DPDK ports).",
+                "side",
+                self.links.iter().map(|(side, up, _)| (side, u8::from(*up))),
             );
-            for (side, up, _) in &self.links {
-                let _ = writeln!(o, "natgw_link_up{{side=\"{side}\"}} {}", u8::from(*up));
-            }
-            metric(
-                &mut o,
+            o.labelled(
                 "link_speed_mbps",
                 "gauge",
                 "Link speed in Mbit/s (DPDK ports).",
+                "side",
+                self.links.iter().map(|(side, _, speed)| (side, speed)),
             );
-            for (side, _, speed) in &self.links {
-                let _ = writeln!(o, "natgw_link_speed_mbps{{side=\"{side}\"}} {speed}");
-            }
         }
-        o
+        o.0
     }
 }
 
@@ -377,4 +340,68 @@ pub fn serve(
                 let _ = req.respond(resp);
             }
         })?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    #[test]
+    fn renders_every_family_with_its_header() {
+        let mut m = MetricsState::default();
+        m.counters.in2out.packets = 11;
+        m.counters.out2in.bytes = 22;
+        m.counters.drop(DropReason::Unsolicited);
+        m.counters.snat_attempts = 5;
+        m.counters.snat_failures = 1;
+        m.counters.sessions_created[1] = 3;
+        m.counters.sessions_expired[2] = 4;
+        m.counters.handoffs_out = 6;
+        m.sessions = 7;
+        m.ports_in_use = vec![("203.0.113.10".parse().unwrap(), 8)];
+        m.ports_total = vec![("203.0.113.10".parse().unwrap(), 9)];
+        m.workers = 1;
+        m.workers_reporting = 1;
+        m.gateway_resolved = true;
+        m.slow.reloads = 2;
+        m.inside_port.rx_packets = 12;
+        m.outside_queues = vec![PortStats {
+            tx_dropped: 13,
+            ..PortStats::default()
+        }];
+        m.links = vec![("inside", true, 10000)];
+        let text = m.render();
+        for line in [
+            "natgw_packets_total{direction=\"in2out\"} 11",
+            "natgw_bytes_total{direction=\"out2in\"} 22",
+            "natgw_dropped_packets_total{reason=\"unsolicited\"} 1",
+            "natgw_snat_connections_total{result=\"failed\"} 1",
+            "natgw_total_snat_connections 7",
+            "natgw_sessions_created_total{protocol=\"udp\"} 3",
+            "natgw_sessions_expired_total{protocol=\"icmp\"} 4",
+            "natgw_snat_ports_in_use{public_ip=\"203.0.113.10\"} 8",
+            "natgw_handoffs_total 6",
+            "natgw_datapath_available 1",
+            "natgw_slowpath_events_total{event=\"reloads\"} 2",
+            "natgw_port_packets_total{side=\"inside\",dir=\"rx\"} 12",
+            "natgw_queue_packets_total{side=\"outside\",queue=\"0\",dir=\"tx_dropped\"} 13",
+            "natgw_link_speed_mbps{side=\"inside\"} 10000",
+        ] {
+            assert!(
+                text.lines().any(|l| l == line),
+                "missing {line:?} in\n{text}"
+            );
+        }
+        // Every sample belongs to a family announced by HELP and TYPE lines.
+        for l in text.lines().filter(|l| !l.starts_with('#')) {
+            let name = l.split(['{', ' ']).next().unwrap_or_default();
+            assert!(
+                text.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE line"
+            );
+            assert!(
+                text.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP line"
+            );
+        }
+    }
 }
