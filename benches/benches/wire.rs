@@ -71,8 +71,7 @@ fn ratios() {
             let fr = black_box(&mut buf[..]);
             let _ = black_box(parse::ethernet(fr, OUR_MAC).is_ok());
             if let Ok(p) = parse::ipv4(fr) {
-                rewrite::ip_header(fr, &p, Endpoint::Source, Some(b));
-                rewrite::transport(fr, &p, Endpoint::Source, p.src, b, 2_000);
+                rewrite::translate(fr, &p, Endpoint::Source, b, 2_000);
                 // Undo the TTL and address change so the next round parses the same frame.
                 fr[14..34].copy_from_slice(&hdr);
             }
@@ -130,8 +129,7 @@ fn bench(c: &mut Criterion) {
         let p = parse::ipv4(&f).expect("valid frame");
         bch.iter(|| {
             let fr = black_box(&mut buf[..]);
-            rewrite::ip_header(fr, &p, Endpoint::Source, Some(b));
-            rewrite::transport(fr, &p, Endpoint::Source, p.src, b, 2_000);
+            rewrite::translate(fr, &p, Endpoint::Source, b, 2_000);
         })
     });
     g.finish();
